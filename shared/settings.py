@@ -1,0 +1,96 @@
+"""Every setting the app reads, in one place.
+
+Azure Functions hands app settings to the worker as environment variables; `Settings.from_env` is the only code
+that reads them. Explicit keyword values win over the environment so tests and the local stack can build a
+settings object without touching `os.environ`. Each field is documented in `local.settings.example.json`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.errors import ConfigurationError
+
+PUBLIC_CLOUD_AUTHORITY = "https://login.microsoftonline.com"
+PUBLIC_CLOUD_GRAPH = "https://graph.microsoft.com/v1.0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Storage: the same account the Functions runtime uses. A connection string locally (Azurite), or an
+    # account name in Azure, reached with the managed identity (identity-based connection).
+    storage_connection_string: str = ""
+    storage_account_name: str = ""
+    storage_endpoint_suffix: str = "core.windows.net"
+    table_prefix: str = ""  # lets tests and side-by-side deployments share an account
+
+    # Key Vault: client secrets, the token-cache data key, webhook signing secrets.
+    key_vault_url: str = ""
+    data_key_secret_name: str = "token-cache-data-key"
+
+    # Microsoft endpoints: public cloud by default; a national cloud or the local simulator by setting.
+    authority_host: str = PUBLIC_CLOUD_AUTHORITY
+    graph_base_url: str = PUBLIC_CLOUD_GRAPH
+    # Extra CA bundle for outbound HTTPS (the local stack's CA). Empty: the default trust store.
+    outbound_ca_bundle: str = ""
+
+    # Where the app is reachable from browsers; the OAuth redirect URI is derived from it.
+    public_base_url: str = ""
+    route_prefix: str = "api"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
+        env = os.environ if env is None else env
+        unknown = set(explicit) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(name, default).strip()
+
+        storage = get("AzureWebJobsStorage")
+        website = get("WEBSITE_HOSTNAME")
+        values: dict[str, Any] = {
+            "storage_connection_string": storage,
+            "storage_account_name": get("AzureWebJobsStorage__accountName"),
+            "storage_endpoint_suffix": get("STORAGE_ENDPOINT_SUFFIX", cls.storage_endpoint_suffix),
+            "table_prefix": get("TABLE_PREFIX"),
+            "key_vault_url": get("KEY_VAULT_URL"),
+            "data_key_secret_name": get("DATA_KEY_SECRET_NAME", cls.data_key_secret_name),
+            "authority_host": get("IDENTITY_AUTHORITY_HOST", PUBLIC_CLOUD_AUTHORITY),
+            "graph_base_url": get("GRAPH_BASE_URL", PUBLIC_CLOUD_GRAPH),
+            "outbound_ca_bundle": get("OUTBOUND_CA_BUNDLE"),
+            "public_base_url": get("PUBLIC_BASE_URL") or (f"https://{website}" if website else ""),
+            "route_prefix": get("ROUTE_PREFIX", "api"),
+        }
+        values.update(explicit)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Reject settings that cannot work, with the setting's name, at start rather than mid-request."""
+        for name in ("authority_host", "graph_base_url", "key_vault_url", "public_base_url"):
+            value = getattr(self, name)
+            if value and urlsplit(value).scheme not in ("https", "http"):
+                raise ConfigurationError(f"setting {name} must be an absolute URL, got {value!r}")
+        if self.authority_host and urlsplit(self.authority_host).scheme != "https":
+            raise ConfigurationError("setting authority_host must use https (MSAL refuses anything else)")
+        if self.table_prefix and not (self.table_prefix.isalnum() and self.table_prefix[0].isalpha()):
+            raise ConfigurationError("setting table_prefix must be letters and digits, starting with a letter")
+
+    @property
+    def redirect_uri(self) -> str:
+        """The URL to register as the app registration's redirect URI."""
+        if not self.public_base_url:
+            raise ConfigurationError("PUBLIC_BASE_URL (or WEBSITE_HOSTNAME) is not set: no redirect URI")
+        return f"{self.public_base_url.rstrip('/')}/{self.route_prefix}/oauth/callback"
+
+    @property
+    def tls_verify(self) -> str | bool:
+        """What to give `requests`/azure-core as `verify`: the extra CA bundle, or the default trust store."""
+        return self.outbound_ca_bundle or True

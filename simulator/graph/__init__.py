@@ -1,0 +1,1 @@
+"""The Microsoft Graph v1.0 side: users, calendars, events, calendarView (and delta), $batch, getSchedule."""
