@@ -14,7 +14,9 @@ class DomainError(Exception):
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 400
 
-    def __init__(self, message: str, *, microsoft_code: str | None = None, details: dict[str, Any] | None = None):
+    def __init__(
+        self, message: str, *, microsoft_code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.microsoft_code = microsoft_code
@@ -43,7 +45,7 @@ class ValidationFailed(BadRequest):
 
     code = "validation_failed"
 
-    def __init__(self, field: str, problem: str):
+    def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}", details={"field": field})
         self.field = field
 

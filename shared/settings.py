@@ -30,7 +30,7 @@ class Settings:
 
     # Key Vault: client secrets, the token-cache data key, webhook signing secrets.
     key_vault_url: str = ""
-    data_key_secret_name: str = "token-cache-data-key"
+    data_key_secret_name: str = "token-cache-data-key"  # noqa: S105 - a name, not a secret
 
     # Microsoft endpoints: public cloud by default; a national cloud or the local simulator by setting.
     authority_host: str = PUBLIC_CLOUD_AUTHORITY

@@ -1,0 +1,127 @@
+"""HTTP plumbing shared by every trigger: JSON bodies in, JSON out, and the one place errors become responses.
+
+Triggers wrap themselves in `@endpoint`: a `DomainError` becomes its status with `{"error": {"code", "message"}}`;
+anything else is logged with its traceback and answered 500 `internal_error`, never with the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared.errors import (
+    DomainError,
+    InvalidJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, separators=(",", ":"), default=str),
+        status_code=status,
+        mimetype="application/json",
+        charset="utf-8",
+        headers={**JSON_HEADERS, **(headers or {})},
+    )
+
+
+def error_response(error: DomainError) -> func.HttpResponse:
+    return json_response(error.to_body(), error.status)
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Map the domain's errors to responses, once, for every HTTP trigger."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except DomainError as error:
+            if error.status >= 500:
+                log.error("%s failed: %s (%s)", handler.__name__, error.code, error.message)
+            return error_response(error)
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("%s crashed (incident %s)", handler.__name__, incident)
+            return json_response(
+                {"error": {"code": "internal_error",
+                           "message": f"Unexpected error; quote incident {incident} to the operator"}},
+                500,
+            )
+
+    return wrapper
+
+
+def read_json(req: func.HttpRequest) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx naming what is wrong with it."""
+    body = req.get_body() or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request body is over {MAX_BODY_BYTES // 1024} KiB")
+    content_type = (req.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType("send the body as application/json")
+    if not body.strip():
+        raise InvalidJson("request body is empty; a JSON object is required")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJson(f"request body is not valid JSON: {_describe(exc)}") from None
+    if not isinstance(data, dict):
+        raise InvalidJson("request body must be a JSON object")
+    return data
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return "not UTF-8"
+
+
+# --- typed field access: every problem names its field ----------------------------------------------------------
+
+_MISSING = object()
+
+
+def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True,
+          default: Any = None) -> Any:
+    value = data.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ValidationFailed(name, "is required")
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int in Python; JSON true must not pass as a number.
+    if isinstance(value, bool) and bool not in kinds:
+        raise ValidationFailed(name, f"must be {_kind_name(kinds)}")
+    if not isinstance(value, kinds):
+        raise ValidationFailed(name, f"must be {_kind_name(kinds)}")
+    return value
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "an array", dict: "an object"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def route_param(req: func.HttpRequest, name: str) -> str:
+    value = (req.route_params or {}).get(name)
+    if not value:
+        raise ValidationFailed(name, "is missing from the route")
+    return value

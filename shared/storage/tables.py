@@ -1,0 +1,320 @@
+"""Table Storage repositories: dataclasses in and out, ETag concurrency, chunked transactions, lazy paging.
+
+Each table gets a small repository class naming its row type and table; this module holds what they share. SDK
+exceptions never leave it: a lost race is `ConcurrencyConflict`, a duplicate is `AlreadyExists`, an outage is
+`DependencyUnavailable`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import types
+import typing
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import (
+    EdmType,
+    EntityProperty,
+    TableClient,
+    TableServiceClient,
+    TableTransactionError,
+    UpdateMode,
+)
+
+from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavailable, NotFound
+
+log = logging.getLogger(__name__)
+
+MAX_TRANSACTION = 100  # Table Storage's limit per transaction (one partition)
+_FORBIDDEN_KEY_CHARS = set('/\\#?') | {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
+_RESERVED = {"PartitionKey", "RowKey", "Timestamp", "etag"}
+
+
+def check_key(value: str, what: str = "key") -> str:
+    """PartitionKey and RowKey may not hold / \\ # ? or control characters, and are at most 1 KiB."""
+    if not value or len(value.encode()) > 1024 or any(ch in _FORBIDDEN_KEY_CHARS for ch in value):
+        raise ValueError(f"{what} {value!r} is not a valid table key")
+    return value
+
+
+@dataclasses.dataclass(kw_only=True)
+class Row:
+    """Base of every table row. Subclasses are dataclasses and say how their keys are made.
+
+    Every field is stored as a property (key fields too, so decoding needs nothing but properties). Supported
+    field types: str, int, float, bool, datetime (UTC), bytes, None-able versions of those, and JSON-able
+    dict/list (stored as a JSON string). `etag` is filled on read and used for conditional writes.
+    """
+
+    etag: str | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def partition_key(self) -> str:
+        raise NotImplementedError
+
+    def row_key(self) -> str:
+        raise NotImplementedError
+
+
+R = TypeVar("R", bound=Row)
+
+
+class RowCodec(Generic[R]):
+    """Converts between a Row dataclass and a table entity."""
+
+    def __init__(self, row_type: type[R]) -> None:
+        self.row_type = row_type
+        hints = typing.get_type_hints(row_type)
+        self.fields = {f.name: hints[f.name] for f in dataclasses.fields(row_type) if f.name != "etag"}
+        clash = _RESERVED & set(self.fields)
+        if clash:
+            raise TypeError(f"{row_type.__name__} uses reserved property names {clash}")
+
+    def to_entity(self, row: R) -> dict[str, Any]:
+        entity: dict[str, Any] = {
+            "PartitionKey": check_key(row.partition_key(), "PartitionKey"),
+            "RowKey": check_key(row.row_key(), "RowKey"),
+        }
+        for name, hint in self.fields.items():
+            value = getattr(row, name)
+            if value is None:
+                continue  # absent property reads back as None
+            base = _base_type(hint)
+            if base in (dict, list):
+                entity[name] = json.dumps(value, separators=(",", ":"))
+            elif base is int and not isinstance(value, bool):
+                entity[name] = EntityProperty(value, EdmType.INT64)
+            elif base is datetime:
+                if value.tzinfo is None:
+                    raise ValueError(f"{name}: naive datetime; use UTC-aware datetimes")
+                entity[name] = value.astimezone(UTC)
+            else:
+                entity[name] = value
+        return entity
+
+    def from_entity(self, entity: Any) -> R:
+        values: dict[str, Any] = {}
+        for name, hint in self.fields.items():
+            raw = entity.get(name)
+            if raw is None:
+                continue
+            base = _base_type(hint)
+            if hasattr(raw, "value") and hasattr(raw, "edm_type"):
+                raw = raw.value
+            if base in (dict, list):
+                raw = json.loads(raw)
+            elif base is int:
+                raw = int(raw)
+            elif base is datetime and isinstance(raw, datetime):
+                raw = raw.astimezone(UTC)
+            values[name] = raw
+        row = self.row_type(**values)
+        row.etag = entity.metadata.get("etag") if hasattr(entity, "metadata") else None
+        return row
+
+
+def _base_type(hint: Any) -> Any:
+    """`str | None` -> str; `dict[str, int]` -> dict."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 else str
+    return typing.get_origin(hint) or hint
+
+
+class TableRepository(Generic[R]):
+    """One table. Subclasses set `table` and `row_type`."""
+
+    table: ClassVar[str]
+    row_type: ClassVar[type[Row]]
+
+    def __init__(self, service: TableServiceClient, prefix: str = "") -> None:
+        self.name = f"{prefix}{self.table}"
+        self._client: TableClient = service.get_table_client(self.name)
+        self._codec: RowCodec[R] = RowCodec(self.row_type)  # type: ignore[arg-type]
+
+    def ensure_table(self) -> None:
+        try:
+            self._client.create_table()
+        except ResourceExistsError:
+            return
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+
+    def get(self, partition_key: str, row_key: str) -> R | None:
+        check_key(partition_key)
+        check_key(row_key)
+        try:
+            entity = self._client.get_entity(partition_key, row_key)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+        return self._codec.from_entity(entity)
+
+    def require(self, partition_key: str, row_key: str, what: str = "item") -> R:
+        row = self.get(partition_key, row_key)
+        if row is None:
+            raise NotFound(f"{what} not found")
+        return row
+
+    def insert(self, row: R) -> R:
+        """Create; `AlreadyExists` if a row with the same keys exists."""
+        entity = self._codec.to_entity(row)
+        try:
+            meta = self._client.create_entity(entity)
+        except ResourceExistsError:
+            raise AlreadyExists(f"{self.table} row already exists") from None
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+        return _with_etag(row, meta)
+
+    def update(self, row: R) -> R:
+        """Replace the row if nobody changed it since it was read (its ETag); else `ConcurrencyConflict`."""
+        if row.etag is None:
+            raise ValueError("update needs a row that was read (it has no etag)")
+        entity = self._codec.to_entity(row)
+        try:
+            meta = self._client.update_entity(
+                entity, mode=UpdateMode.REPLACE,
+                etag=row.etag, match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrencyConflict(f"{self.table} row changed or vanished since it was read") from None
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+        return _with_etag(row, meta)
+
+    def upsert(self, row: R) -> R:
+        """Write unconditionally (last writer wins): only for rows with a single writer."""
+        entity = self._codec.to_entity(row)
+        try:
+            meta = self._client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+        return _with_etag(row, meta)
+
+    def delete(self, partition_key: str, row_key: str, *, etag: str | None = None) -> None:
+        """Delete; a missing row counts as deleted. With `etag`, only if unchanged (else `ConcurrencyConflict`)."""
+        kwargs: dict[str, Any] = {}
+        if etag is not None:
+            kwargs = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+        check_key(partition_key)
+        check_key(row_key)
+        try:
+            self._client.delete_entity(partition_key, row_key, **kwargs)
+        except ResourceModifiedError:
+            raise ConcurrencyConflict(f"{self.table} row changed since it was read") from None
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+
+    def query(
+        self, filter: str | None = None, *, parameters: dict[str, Any] | None = None, page_size: int = 200
+    ) -> Iterator[R]:
+        """Rows matching an OData filter, fetched a page at a time as the caller iterates (never the whole table).
+
+        Always pass values through `parameters` (`@name` placeholders), never by formatting them into `filter`.
+        """
+        try:
+            if filter:
+                pages = self._client.query_entities(filter, parameters=parameters, results_per_page=page_size)
+            else:
+                pages = self._client.list_entities(results_per_page=page_size)
+            for entity in pages:
+                yield self._codec.from_entity(entity)
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+
+    def partition(self, partition_key: str, *, page_size: int = 200) -> Iterator[R]:
+        return self.query("PartitionKey eq @pk", parameters={"pk": partition_key}, page_size=page_size)
+
+    def page(
+        self, filter: str, *, parameters: dict[str, Any] | None = None, page_size: int = 100,
+        continuation: Any = None,
+    ) -> tuple[list[R], Any]:
+        """One page and the token for the next (None at the end): for APIs that page by cursor."""
+        try:
+            pages = self._client.query_entities(filter, parameters=parameters, results_per_page=page_size)
+            iterator = pages.by_page(continuation_token=continuation)
+            rows = [self._codec.from_entity(e) for e in next(iterator, [])]
+            return rows, iterator.continuation_token
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+
+    def upsert_many(self, rows: Iterable[R]) -> int:
+        """Upsert in transactions of at most 100 operations per partition; returns how many rows were written.
+
+        Each transaction is atomic; a failure midway leaves earlier chunks written (upserts are idempotent, so
+        the caller simply retries the whole call).
+        """
+        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            entity = self._codec.to_entity(row)
+            by_partition[entity["PartitionKey"]].append(entity)
+        written = 0
+        for entities in by_partition.values():
+            for start in range(0, len(entities), MAX_TRANSACTION):
+                chunk = entities[start:start + MAX_TRANSACTION]
+                operations = [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in chunk]
+                try:
+                    self._client.submit_transaction(operations)
+                except AzureError as exc:
+                    raise _unavailable(exc) from None
+                written += len(chunk)
+        return written
+
+    def delete_many(self, keys: Iterable[tuple[str, str]]) -> int:
+        """Delete rows by (partition, row) key in transactions of at most 100 per partition."""
+        by_partition: dict[str, list[str]] = defaultdict(list)
+        for pk, rk in keys:
+            by_partition[check_key(pk)].append(check_key(rk))
+        deleted = 0
+        for pk, row_keys in by_partition.items():
+            for start in range(0, len(row_keys), MAX_TRANSACTION):
+                chunk = row_keys[start:start + MAX_TRANSACTION]
+                try:
+                    self._client.submit_transaction(
+                        [("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in chunk])
+                except (TableTransactionError, ResourceNotFoundError):
+                    # One missing row fails the whole transaction; fall back to one by one (missing = done).
+                    for rk in chunk:
+                        self.delete(pk, rk)
+                except AzureError as exc:
+                    raise _unavailable(exc) from None
+                deleted += len(chunk)
+        return deleted
+
+
+def _with_etag(row: R, meta: Any) -> R:
+    row.etag = (meta or {}).get("etag")
+    return row
+
+
+def _unavailable(exc: Exception) -> DependencyUnavailable:
+    log.warning("table storage call failed: %s", type(exc).__name__)
+    return DependencyUnavailable("Table Storage is unreachable or refused the request")
+
+
+def table_service(settings: Any) -> TableServiceClient:
+    """The process's table service client, from the same storage settings the Functions runtime uses."""
+    if settings.storage_connection_string:
+        return TableServiceClient.from_connection_string(
+            settings.storage_connection_string, connection_timeout=5, read_timeout=20)
+    if settings.storage_account_name:
+        from azure.identity import DefaultAzureCredential
+
+        endpoint = f"https://{settings.storage_account_name}.table.{settings.storage_endpoint_suffix}"
+        return TableServiceClient(endpoint, credential=DefaultAzureCredential(), connection_timeout=5, read_timeout=20)
+    from shared.errors import ConfigurationError
+
+    raise ConfigurationError("no storage configured: set AzureWebJobsStorage or AzureWebJobsStorage__accountName")

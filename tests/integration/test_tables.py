@@ -1,0 +1,168 @@
+"""Repositories against a real Azurite table service."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from devstack.azurite import Azurite
+from devstack.ports import free_port
+from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavailable, NotFound
+from shared.storage.tables import Row, TableRepository, check_key
+
+
+@dataclass(kw_only=True)
+class Booking(Row):
+    system: str
+    booking_id: str
+    title: str = ""
+    seats: int = 0
+    big: int = 0
+    price: float = 0.0
+    confirmed: bool = False
+    starts: datetime | None = None
+    blob: bytes | None = None
+    slots: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def partition_key(self) -> str:
+        return self.system
+
+    def row_key(self) -> str:
+        return self.booking_id
+
+
+class Bookings(TableRepository[Booking]):
+    table = "bookings"
+    row_type = Booking
+
+
+@pytest.fixture
+def repo(storage_connection_string, table_prefix) -> Bookings:
+    service = TableServiceClient.from_connection_string(storage_connection_string)
+    repo = Bookings(service, prefix=table_prefix)
+    repo.ensure_table()
+    repo.ensure_table()  # idempotent
+    return repo
+
+
+def test_round_trip_keeps_every_type(repo):
+    starts = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+    row = Booking(system="s1", booking_id="b1", title="Room 101 — Ada", seats=4, big=2**40, price=12.5,
+                  confirmed=True, starts=starts, blob=b"\x00\x01", slots=[{"k": "2026-03-29"}], meta={"a": 1})
+    written = repo.insert(row)
+    assert written.etag
+    read = repo.get("s1", "b1")
+    assert read == row
+    assert read.big == 2**40 and isinstance(read.big, int)
+    assert read.starts == starts and read.starts.tzinfo is not None
+    assert read.etag == written.etag
+
+
+def test_missing_row_reads_as_none_and_require_raises(repo):
+    assert repo.get("s1", "nope") is None
+    with pytest.raises(NotFound):
+        repo.require("s1", "nope", "booking")
+
+
+def test_duplicate_insert_is_a_domain_error(repo):
+    repo.insert(Booking(system="s1", booking_id="b1"))
+    with pytest.raises(AlreadyExists):
+        repo.insert(Booking(system="s1", booking_id="b1"))
+
+
+def test_update_with_stale_etag_loses_the_race(repo):
+    repo.insert(Booking(system="s1", booking_id="b1", seats=1))
+    first = repo.get("s1", "b1")
+    second = repo.get("s1", "b1")
+    first.seats = 2
+    repo.update(first)
+    second.seats = 3
+    with pytest.raises(ConcurrencyConflict):
+        repo.update(second)
+    assert repo.get("s1", "b1").seats == 2
+
+
+def test_update_of_a_row_deleted_meanwhile_is_a_conflict(repo):
+    repo.insert(Booking(system="s1", booking_id="b1"))
+    row = repo.get("s1", "b1")
+    repo.delete("s1", "b1")
+    with pytest.raises(ConcurrencyConflict):
+        repo.update(row)
+
+
+def test_conditional_delete_and_missing_delete(repo):
+    repo.insert(Booking(system="s1", booking_id="b1"))
+    stale = repo.get("s1", "b1")
+    repo.update(repo.get("s1", "b1"))
+    with pytest.raises(ConcurrencyConflict):
+        repo.delete("s1", "b1", etag=stale.etag)
+    repo.delete("s1", "b1")
+    repo.delete("s1", "b1")  # already gone counts as done
+    assert repo.get("s1", "b1") is None
+
+
+def test_upsert_many_chunks_over_100_per_partition(repo):
+    rows = [Booking(system=f"s{i % 2}", booking_id=f"b{i:04d}", seats=i) for i in range(250)]
+    assert repo.upsert_many(rows) == 250
+    assert sum(1 for _ in repo.partition("s0")) == 125
+    assert sum(1 for _ in repo.partition("s1")) == 125
+    # upserting again is idempotent
+    assert repo.upsert_many(rows) == 250
+    assert sum(1 for _ in repo.query()) == 250
+
+
+def test_delete_many_tolerates_missing_rows(repo):
+    repo.upsert_many(Booking(system="s1", booking_id=f"b{i:03d}") for i in range(120))
+    keys = [("s1", f"b{i:03d}") for i in range(130)]  # ten never existed
+    repo.delete_many(keys)
+    assert list(repo.partition("s1")) == []
+
+
+def test_query_pages_lazily(repo):
+    repo.upsert_many(Booking(system="s1", booking_id=f"b{i:03d}", seats=i) for i in range(30))
+    iterator = repo.query("PartitionKey eq @pk and seats ge @min", parameters={"pk": "s1", "min": 10}, page_size=7)
+    first = next(iterator)
+    assert first.seats >= 10
+    assert len([first, *iterator]) == 20
+
+
+def test_page_with_continuation_walks_everything_once(repo):
+    repo.upsert_many(Booking(system="s1", booking_id=f"b{i:03d}") for i in range(23))
+    seen, token = [], None
+    while True:
+        rows, token = repo.page("PartitionKey eq @pk", parameters={"pk": "s1"}, page_size=10, continuation=token)
+        seen.extend(r.booking_id for r in rows)
+        if token is None:
+            break
+    assert seen == [f"b{i:03d}" for i in range(23)]
+
+
+def test_filter_values_are_parameters_not_string_formatting(repo):
+    repo.insert(Booking(system="s1", booking_id="b1", title="O'Brien"))
+    rows = list(repo.query("title eq @t", parameters={"t": "O'Brien"}))
+    assert [r.booking_id for r in rows] == ["b1"]
+
+
+@pytest.mark.parametrize("bad", ["a/b", "a#b", "a?b", "a\\b", "a\nb", ""])
+def test_invalid_keys_are_refused_before_any_call(bad):
+    with pytest.raises(ValueError, match="not a valid table key"):
+        check_key(bad)
+
+
+def test_naive_datetimes_are_refused(repo):
+    with pytest.raises(ValueError, match="naive datetime"):
+        repo.insert(Booking(system="s1", booking_id="b1", starts=datetime(2026, 1, 1)))
+
+
+def test_storage_outage_is_a_domain_error(table_prefix):
+    own = Azurite(free_port(), free_port()).start()
+    service = TableServiceClient.from_connection_string(own.connection_string, retry_total=0)
+    repo = Bookings(service, prefix=table_prefix)
+    repo.ensure_table()
+    own.stop()
+    with pytest.raises(DependencyUnavailable, match="Table Storage"):
+        repo.get("s1", "b1")
+    with pytest.raises(DependencyUnavailable):
+        list(repo.query())
