@@ -82,7 +82,7 @@ class HttpFrontend:
             response = self._dispatch(request)
         except Exception:  # a host bug must still answer in the documented shape
             logger.exception("local host failed to handle a request")
-            response = error_response(500, "InternalServerError", "The host failed to handle the request.")
+            response = error_response(500, "internal_error", "The host failed to handle the request.")
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
@@ -98,11 +98,11 @@ class HttpFrontend:
         if level != "anonymous" and not self._key_ok(request, admin_only=level == "admin"):
             logger.warning("Rejected a call to '%s': missing or invalid %s key", spec.name,
                            "master" if level == "admin" else "function")
-            return error_response(401, "Unauthorized", "A valid key is required (x-functions-key header or code).")
+            return error_response(401, "unauthorized", "A valid key is required (x-functions-key header or code).")
         try:
             response = self._invoker.run(spec, _to_function_request(request, {**endpoint.defaults, **route_params}))
         except FunctionFailed:
-            return error_response(500, "InternalServerError", f"Function '{spec.name}' failed.")
+            return error_response(500, "internal_error", f"Function '{spec.name}' failed.")
         return _to_werkzeug_response(response)
 
     def _match(self, request: Request) -> tuple[_Endpoint, dict[str, str]] | Response:
@@ -118,9 +118,9 @@ class HttpFrontend:
                 continue
             return self._endpoints[str(endpoint)], {k: str(v) for k, v in values.items()}
         if allowed:
-            return error_response(405, "MethodNotAllowed", f"{request.method} is not allowed on this route.",
+            return error_response(405, "method_not_allowed", f"{request.method} is not allowed on this route.",
                                   {"Allow": ", ".join(sorted(allowed))})
-        return error_response(404, "NotFound", "No function matches this route.")
+        return error_response(404, "not_found", "No function matches this route.")
 
     def _key_ok(self, request: Request, *, admin_only: bool) -> bool:
         key = request.headers.get(KEY_HEADER) or request.args.get("code")
@@ -131,22 +131,22 @@ class HttpFrontend:
 
     def _admin(self, request: Request, name: str) -> Response:
         if request.method != "POST":
-            return error_response(405, "MethodNotAllowed", "Use POST.", {"Allow": "POST"})
+            return error_response(405, "method_not_allowed", "Use POST.", {"Allow": "POST"})
         if not self._key_ok(request, admin_only=True):
             logger.warning("Rejected an admin call: missing or invalid master key")
-            return error_response(401, "Unauthorized", "The master key is required.")
+            return error_response(401, "unauthorized", "The master key is required.")
         spec = self._functions.get(name.lower())
         if spec is None:
-            return error_response(404, "NotFound", f"No function named '{name}'.")
+            return error_response(404, "not_found", f"No function named '{name}'.")
         if spec.kind == "http":
-            return error_response(400, "BadRequest", f"'{spec.name}' is HTTP-triggered: call its route instead.")
+            return error_response(400, "bad_request", f"'{spec.name}' is HTTP-triggered: call its route instead.")
         try:
             payload = json.loads(request.get_data() or b"{}")
         except ValueError:
-            return error_response(400, "BadRequest", 'The body must be JSON like {"input": "..."}.')
+            return error_response(400, "bad_request", 'The body must be JSON like {"input": "..."}.')
         value = payload.get("input", "") if isinstance(payload, dict) else None
         if not isinstance(value, str):
-            return error_response(400, "BadRequest", 'The body must be JSON like {"input": "..."}.')
+            return error_response(400, "bad_request", 'The body must be JSON like {"input": "..."}.')
         self._admin_invoke(spec, value)
         return Response(status=202)
 

@@ -116,7 +116,7 @@ def test_method_routing_and_405(routing_app: func.FunctionApp) -> None:
 
     response = Client(make_host(app).wsgi_app).delete("/api/things/1")
     assert response.status_code == 405
-    assert response.json["error"]["code"] == "MethodNotAllowed"
+    assert response.json["error"]["code"] == "method_not_allowed"
     assert {"GET", "PUT"} <= {m.strip() for m in response.headers["Allow"].split(",")}
 
 
@@ -132,7 +132,7 @@ def test_unknown_path_is_404_json() -> None:
         response = client.get(path)
         assert response.status_code == 404
         assert response.mimetype == "application/json"
-        assert response.json["error"]["code"] == "NotFound"
+        assert response.json["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize(("prefix", "ok_path", "missing_path"), [
@@ -190,7 +190,7 @@ def test_auth_levels_and_keys(keyed_client: Client, path: str, query: str, heade
     response = keyed_client.get(path, query_string=query, headers=headers)
     assert response.status_code == status
     if status == 401:
-        assert response.json["error"]["code"] == "Unauthorized"
+        assert response.json["error"]["code"] == "unauthorized"
 
 
 def test_request_and_response_conversion() -> None:
@@ -271,7 +271,7 @@ def test_raising_handler_is_500_json_without_traceback(caplog: pytest.LogCapture
         for path in ("/api/boom", "/api/bad-return"):
             response = client.get(path)
             assert response.status_code == 500
-            assert response.json["error"]["code"] == "InternalServerError"
+            assert response.json["error"]["code"] == "internal_error"
             assert "Traceback" not in response.text
             assert "secret internal detail" not in response.text
     failures = [r for r in caplog.records if "Failed" in r.getMessage()]
@@ -384,7 +384,7 @@ def test_real_socket_start_and_stop() -> None:
         assert response.status_code == 200
         assert response.json() == {"pong": "5"}
         assert requests.get(f"{base}/api/ping/5", timeout=5).status_code == 401
-        assert requests.get(f"{base}/api/nowhere", timeout=5).json()["error"]["code"] == "NotFound"
+        assert requests.get(f"{base}/api/nowhere", timeout=5).json()["error"]["code"] == "not_found"
     finally:
         host.stop()
     assert not is_listening(port)

@@ -136,10 +136,10 @@ def test_admin_invoke_passes_input_to_a_queue_function(admin_app: tuple) -> None
 
 
 @pytest.mark.parametrize(("name", "headers", "status", "code"), [
-    ("nightly", {}, 401, "Unauthorized"),
-    ("nightly", {"x-functions-key": FUNCTION_KEY}, 401, "Unauthorized"),  # the function key is not enough
-    ("missing", {"x-functions-key": MASTER_KEY}, 404, "NotFound"),
-    ("health", {"x-functions-key": MASTER_KEY}, 400, "BadRequest"),
+    ("nightly", {}, 401, "unauthorized"),
+    ("nightly", {"x-functions-key": FUNCTION_KEY}, 401, "unauthorized"),  # the function key is not enough
+    ("missing", {"x-functions-key": MASTER_KEY}, 404, "not_found"),
+    ("health", {"x-functions-key": MASTER_KEY}, 400, "bad_request"),
 ])
 def test_admin_invoke_refusals(admin_app: tuple, name: str, headers: dict, status: int, code: str) -> None:
     app, calls, _ = admin_app

@@ -1,0 +1,174 @@
+"""The whole local stack in one object: what `./scripts/run` starts and the end-to-end tests reuse.
+
+Order matters: the CA first (every HTTPS endpoint uses it), then Azurite, the managed-identity and Key Vault
+endpoints, the Microsoft simulator (a separate process, as it would be a separate service), and last the
+function app, whose settings point at all of them. `func start` loads `local.settings.json` into the
+environment; so does this, and the stack's own endpoints override the values they replace.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.azurite import Azurite
+from devstack.keyvault import KeyVaultEndpoint
+from devstack.managed_identity import ManagedIdentityEndpoint, TokenAuthority
+from devstack.ports import DEFAULT_PORTS, HOST, is_listening, wait_listening
+from devstack.tls import LocalTls, create_local_tls
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_local_settings(path: Path) -> dict[str, str]:
+    """The `Values` of a local.settings.json, as `func start` reads them (strings only)."""
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    return {str(k): str(v) for k, v in (data.get("Values") or {}).items()}
+
+
+@dataclass
+class LocalStack:
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    state_dir: Path = REPO / ".devstack"
+    with_simulator: bool = True
+    settings_file: Path = REPO / "local.settings.json"
+
+    tls: LocalTls | None = None
+    azurite: Azurite | None = None
+    identity: ManagedIdentityEndpoint | None = None
+    vault: KeyVaultEndpoint | None = None
+    simulator: subprocess.Popen[bytes] | None = None
+    host: Any = None
+    function_key: str = ""
+    master_key: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def app_url(self) -> str:
+        return f"http://localhost:{self.ports['app']}"
+
+    @property
+    def simulator_url(self) -> str:
+        return f"https://{HOST}:{self.ports['simulator']}"
+
+    def start(self) -> LocalStack:
+        busy = [f"{name} ({port})" for name, port in self.ports.items() if is_listening(port)]
+        if busy:
+            raise RuntimeError(f"ports already in use: {', '.join(busy)}; is another stack running?")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.tls = create_local_tls(self.state_dir / "tls")
+        self.azurite = Azurite(self.ports["azurite_table"], self.ports["azurite_queue"]).start()
+        self.identity = ManagedIdentityEndpoint(TokenAuthority()).start(self.ports["managed_identity"])
+        self.vault = KeyVaultEndpoint(self.identity.authority, self.tls).start(self.ports["keyvault"])
+        if self.with_simulator:
+            self._start_simulator()
+
+        local = load_local_settings(self.settings_file)
+        self.function_key = local.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
+        self.master_key = local.get("LOCAL_MASTER_KEY") or secrets.token_urlsafe(32)
+        self.env = {
+            **local,
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            "KEY_VAULT_URL": self.vault.url,
+            "OUTBOUND_CA_BUNDLE": str(self.tls.ca_path),
+            "PUBLIC_BASE_URL": self.app_url,
+            **self.identity.environment(),
+        }
+        if self.with_simulator:
+            self.env["IDENTITY_AUTHORITY_HOST"] = self.simulator_url
+            self.env["GRAPH_BASE_URL"] = f"{self.simulator_url}/v1.0"
+        # The worker reads its settings from the environment, as in Azure.
+        os.environ.update(self.env)
+        self._start_app()
+
+    def _start_simulator(self) -> None:
+        assert self.tls is not None
+        log = (self.state_dir / "simulator.log").open("ab")
+        self.simulator = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+            [sys.executable, "-m", "simulator", "--port", str(self.ports["simulator"]),
+             "--tls-dir", str(self.tls.ca_path.parent), "--seed-demo",
+             "--redirect-uri", f"{self.app_url}/api/oauth/callback"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_listening(self.ports["simulator"], timeout=30)
+
+    def _start_app(self) -> None:
+        from devstack.host import LocalFunctionsHost
+        from shared import runtime
+
+        runtime.reset()
+        module = importlib.import_module("function_app")
+        host_json = json.loads((REPO / "host.json").read_text())
+        assert self.azurite is not None
+        self.host = LocalFunctionsHost(
+            module.app, host_json=host_json, env=dict(os.environ), function_key=self.function_key,
+            master_key=self.master_key, storage_connection_string=self.azurite.connection_string,
+        )
+        self.host.start(port=self.ports["app"])
+
+    def stop(self) -> None:
+        if self.host is not None:
+            from shared import runtime
+
+            self.host.stop()
+            self.host = None
+            runtime.reset()  # its clients point at services that are going away
+        if self.simulator is not None:
+            self.simulator.terminate()
+            try:
+                self.simulator.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.simulator.kill()
+            self.simulator = None
+        for service in (self.vault, self.identity):
+            if service is not None:
+                service.stop()
+        self.vault = self.identity = None
+        if self.azurite is not None:
+            self.azurite.stop()
+            self.azurite = None
+
+    def banner(self) -> str:
+        lines = [
+            "",
+            "Outlook calendar sync: local stack is up",
+            f"  Function app      {self.app_url}/api   (health: {self.app_url}/api/health)",
+            f"  Function key      {self.function_key}   (header x-functions-key, or ?code=)",
+            f"  Master key        {self.master_key}   (admin: POST /admin/functions/<name>)",
+            f"  Table storage     http://{HOST}:{self.ports['azurite_table']}  (Azurite, in memory)",
+            f"  Queue storage     http://{HOST}:{self.ports['azurite_queue']}  (Azurite, in memory)",
+            f"  Key Vault         {self.vault.url if self.vault else '-'}",
+        ]
+        if self.with_simulator:
+            lines += [
+                f"  Microsoft (sim)   {self.simulator_url}   (sign-in, Graph /v1.0, control /_control)",
+                f"  Demo directory    {self.simulator_url}/_control/state   (log: .devstack/simulator.log)",
+            ]
+        lines += [f"  Local CA          {self.tls.ca_path if self.tls else '-'}", "",
+                  "  Functions:"]
+        for fn in self.host.describe() if self.host else []:
+            if fn["trigger"] == "http":
+                what = f"{','.join(fn['methods'])} {fn['route']} [{fn['auth_level']}]"
+            elif fn["trigger"] == "timer":
+                what = f"timer {fn['schedule']}"
+            else:
+                what = f"queue {fn['queue']}"
+            lines.append(f"    {fn['name']:<28} {what}")
+        lines += ["", "Press Ctrl-C to stop.", ""]
+        return "\n".join(lines)
