@@ -11,7 +11,7 @@ from simulator.directory import Directory
 from simulator.tokens import TokenRegistry
 
 
-class DropConnection(Exception):  # noqa: N818 - a signal, not an error
+class DropConnection(Exception):
     """Raised by a handler to make the server abort the TCP connection without an HTTP answer
     (fault injection: connection reset, or "timeout after commit")."""
 

@@ -36,8 +36,9 @@ class Counters:
                 "series": {k: list(v) for k, v in self._lists.items()},
             }
 
-    def reset(self) -> None:
+    def reset(self, prefix: str | None = None) -> None:
+        """Zero everything, or only the names that start with `prefix` (one side's counters)."""
         with self._lock:
-            self._counts.clear()
-            self._peaks.clear()
-            self._lists.clear()
+            for store in (self._counts, self._peaks, self._lists):
+                for name in [n for n in store if prefix is None or n.startswith(prefix)]:
+                    del store[name]

@@ -60,6 +60,9 @@ class AppRegistration:
     sign_in_audience: str = AUDIENCE_MULTI_ORG
     redirect_uris: list[str] = field(default_factory=list)
     secrets: list[ClientSecret] = field(default_factory=list)
+    # Application permissions (app roles) an administrator granted, e.g. "Calendars.ReadWrite": the scopes of
+    # app-only (client credentials) tokens.
+    application_permissions: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -117,13 +120,14 @@ class Directory:
         sign_in_audience: str = AUDIENCE_MULTI_ORG,
         redirect_uris: list[str] | None = None,
         secrets: list[ClientSecret] | None = None,
+        application_permissions: list[str] | None = None,
     ) -> AppRegistration:
         if sign_in_audience not in AUDIENCES:
             raise ValueError(f"sign_in_audience must be one of {AUDIENCES}")
         with self.lock:
             app = AppRegistration(
                 client_id or new_id(), tenant_id, display_name, sign_in_audience,
-                list(redirect_uris or []), list(secrets or []),
+                list(redirect_uris or []), list(secrets or []), list(application_permissions or []),
             )
             self.apps[app.client_id] = app
             return app

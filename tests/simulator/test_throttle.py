@@ -1,0 +1,131 @@
+"""Outlook throttling: at most 4 in flight per (app, mailbox), a 10-minute request budget, latency in the slot."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from simulator.clock import Clock
+from simulator.counters import Counters
+from simulator.throttle import Throttle
+from tests.simulator.test_graph_support import World, build_world, event_body
+
+ROOM = "/users/room1@contoso.onmicrosoft.com"
+
+
+@pytest.fixture
+def gw() -> World:
+    return build_world()
+
+
+def make() -> Throttle:
+    return Throttle(Clock(), Counters())
+
+
+def test_fifth_concurrent_request_is_refused_and_slots_are_per_app_and_mailbox() -> None:
+    throttle = make()
+    for _ in range(4):
+        assert throttle.try_acquire("app", "room@x") is None
+    refused = throttle.try_acquire("app", "room@x")
+    assert refused is not None and refused.reason == "concurrency" and refused.retry_after == 1
+    assert "MailboxConcurrency" in refused.message
+    assert throttle.try_acquire("other-app", "room@x") is None  # another app has its own four
+    assert throttle.try_acquire("app", "other-room@x") is None  # another mailbox too
+    throttle.release("app", "room@x")
+    assert throttle.try_acquire("app", "ROOM@X") is None  # addresses are case-insensitive
+    snap = throttle.counters.snapshot()
+    assert snap["counts"]["graph.throttled.concurrency"] == 1
+    assert snap["peaks"]["graph.inflight.room@x"] == 4
+
+
+def test_budget_counts_throttled_requests_and_retry_after_points_at_the_window_end() -> None:
+    throttle = make()
+    throttle.configure(budget=5, window_seconds=600)
+    for _ in range(4):
+        assert throttle.try_acquire("app", "m") is None
+    assert throttle.try_acquire("app", "m").reason == "concurrency"  # type: ignore[union-attr]  # 5th counts
+    for _ in range(4):
+        throttle.release("app", "m")
+    over = throttle.try_acquire("app", "m")
+    assert over is not None and over.reason == "budget" and 598 <= over.retry_after <= 600
+    throttle.clock.advance(300)
+    assert throttle.try_acquire("app", "m").retry_after in (299, 300)  # type: ignore[union-attr]
+    throttle.clock.advance(301)
+    assert throttle.try_acquire("app", "m") is None  # a new window
+    assert throttle.counters.snapshot()["counts"]["graph.throttled.budget"] == 2
+
+
+def test_latency_is_spent_holding_the_slot() -> None:
+    throttle = make()
+    throttle.set_latency(150, 0)
+    inside: list[float] = []
+
+    def one() -> None:
+        with throttle.slot("app", "m") as rejection:
+            if rejection is None:
+                inside.append(time.monotonic())
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(inside) == 4  # two arrived while four slept in their slots
+    assert all(stamp - began >= 0.14 for stamp in inside)
+    assert throttle.snapshot()["keys"]["app|m"]["in_flight"] == 0
+
+
+def test_jitter_is_seedable_and_per_mailbox_latency_overrides() -> None:
+    a, b = make(), make()
+    a.set_latency(10, 50, seed=7)
+    b.set_latency(10, 50, seed=7)
+    assert [a._delay("m") for _ in range(5)] == [b._delay("m") for _ in range(5)]
+    a.set_latency(500, 0, mailbox="slow@x")
+    assert a._delay("slow@x") == 0.5 and 0.01 <= a._delay("m") < 0.06
+
+
+def test_thread_safety_under_contention() -> None:
+    throttle = make()
+    throttle.configure(budget=1_000_000)
+    admitted = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        for _ in range(500):
+            if throttle.try_acquire("app", "m") is None:
+                with lock:
+                    admitted.append(1)
+                throttle.release("app", "m")
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    snap = throttle.snapshot()["keys"]["app|m"]
+    assert snap["in_flight"] == 0 and snap["count"] == 4000 and snap["peak"] <= 4
+    throttled = throttle.counters.snapshot()["counts"].get("graph.throttled", 0)
+    assert len(admitted) + throttled == 4000
+
+
+def test_budget_exhaustion_through_graph(gw: World) -> None:
+    g, t, state = gw.graph, gw.alice_token, gw.state
+    state.set_throttling(budget=3)
+    assert [g.get(f"{ROOM}/calendar", t).status for _ in range(3)] == [200] * 3
+    over = g.post(f"{ROOM}/events", t, event_body())
+    assert (over.status, over.error) == (429, "ApplicationThrottled")
+    assert 1 <= int(over.headers["Retry-After"]) <= 600
+    assert g.get("/me/calendar", t).status == 200  # Alice's own mailbox has its own budget
+    gw.sim.clock.advance(601)
+    assert g.get(f"{ROOM}/calendar", t).status == 200
+    counts = state.counter_snapshot()["counts"]
+    assert counts["graph.throttled.budget"] == 1 and counts["graph.status.429"] == 1
+    assert state.list_events(gw.room.address) == []  # the refused create did nothing
+
+
+def test_throttling_can_be_switched_off_for_setup(gw: World) -> None:
+    gw.state.set_throttling(budget=1, enabled=False)
+    assert all(gw.graph.get("/me", gw.alice_token).status == 200 for _ in range(5))
