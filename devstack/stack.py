@@ -79,7 +79,8 @@ class LocalStack:
         if self.with_simulator:
             self._start_simulator()
 
-        local = load_local_settings(self.settings_file)
+        # The example's values are the defaults (schedules and the like); local.settings.json overrides them.
+        local = {**load_local_settings(REPO / "local.settings.example.json"), **load_local_settings(self.settings_file)}
         self.function_key = local.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         self.master_key = local.get("LOCAL_MASTER_KEY") or secrets.token_urlsafe(32)
         self.env = {

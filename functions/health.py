@@ -13,5 +13,5 @@ bp = func.Blueprint()
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    report = runtime.services().health.run()
+    report = runtime.services(ensure_tables=False).health.run()
     return json_response(report.to_body(), 200 if report.healthy else 503)

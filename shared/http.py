@@ -22,6 +22,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from shared.validation import field  # noqa: F401 - re-exported for triggers
 
 log = logging.getLogger(__name__)
 
@@ -91,33 +92,6 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
     return "not UTF-8"
-
-
-# --- typed field access: every problem names its field ----------------------------------------------------------
-
-_MISSING = object()
-
-
-def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True,
-          default: Any = None) -> Any:
-    value = data.get(name, _MISSING)
-    if value is _MISSING or value is None:
-        if required:
-            raise ValidationFailed(name, "is required")
-        return default
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    # bool is an int in Python; JSON true must not pass as a number.
-    if isinstance(value, bool) and bool not in kinds:
-        raise ValidationFailed(name, f"must be {_kind_name(kinds)}")
-    if not isinstance(value, kinds):
-        raise ValidationFailed(name, f"must be {_kind_name(kinds)}")
-    return value
-
-
-def _kind_name(kinds: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             list: "an array", dict: "an object"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 def route_param(req: func.HttpRequest, name: str) -> str:

@@ -12,47 +12,92 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shared.clock import Clock, utcnow
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
+    from shared.alerts import AlertService
+    from shared.connections import ConnectionService
     from shared.crypto import Cipher
     from shared.health import HealthService
+    from shared.integrations import IntegrationService
+    from shared.oauth import OAuthService
     from shared.secrets import SecretStore
     from shared.storage.queues import QueueSender
+    from shared.storage.repositories import Repositories
+    from shared.token_health import TokenHealthService
 
 
 @dataclass
 class Services:
     settings: Settings
     tables: TableServiceClient
+    repos: Repositories
     queues: QueueSender
     secrets: SecretStore
     cipher: Cipher
     health: HealthService
+    integrations: IntegrationService
+    oauth: OAuthService
+    connections: ConnectionService
+    alerts: AlertService
+    token_health: TokenHealthService
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
+    """Everything wired once; `clock` is injectable so tests can run the services in simulated time."""
+    from shared.alerts import AlertService
+    from shared.connections import ConnectionAccess, ConnectionService
     from shared.crypto import Cipher, DataKeyring
+    from shared.graph.client import GraphClient
     from shared.health import HealthService, storage_check
+    from shared.identity import IdentityPlatform, http_session
+    from shared.integrations import ClientSecrets, IntegrationService
+    from shared.oauth import OAuthService
     from shared.secrets import SecretStore
     from shared.storage.queues import QueueSender
+    from shared.storage.repositories import Repositories
     from shared.storage.tables import table_service
+    from shared.token_health import TokenHealthService
+    from shared.tokens import TokenService
 
     tables = table_service(settings)
+    repos = Repositories.build(tables, settings.table_prefix)
     secrets = SecretStore.from_settings(settings)
+    queues = QueueSender.from_settings(settings)
+    cipher = Cipher(DataKeyring(secrets, settings.data_key_secret_name))
+    session = http_session(settings)
+    identity = IdentityPlatform(settings, session)
+    client_secrets = ClientSecrets(secrets)
+    alerts = AlertService(repos.alerts, retention_days=settings.alert_resolved_retention_days, clock=clock)
+    integrations = IntegrationService(repos.integrations, repos.locations, secrets, client_secrets, identity,
+                                      settings, clock)
+    tokens = TokenService(repos.token_caches, repos.refresh_schedule, cipher, identity, client_secrets,
+                          refresh_idle_days=settings.token_refresh_idle_days, clock=clock)
+    access = ConnectionAccess(repos.connections, integrations, tokens, alerts, clock)
+    graph = GraphClient(settings.graph_base_url, session)
     return Services(
         settings=settings,
         tables=tables,
-        queues=QueueSender.from_settings(settings),
+        repos=repos,
+        queues=queues,
         secrets=secrets,
-        cipher=Cipher(DataKeyring(secrets, settings.data_key_secret_name)),
+        cipher=cipher,
         health=HealthService({"storage": storage_check(tables), "key_vault": secrets.ping}),
+        integrations=integrations,
+        oauth=OAuthService(repos.flows, repos.connections, integrations, tokens, alerts, identity, cipher, settings,
+                           clock),
+        connections=ConnectionService(repos.connections, access, integrations, tokens, graph, clock),
+        alerts=alerts,
+        token_health=TokenHealthService(repos.refresh_schedule, repos.connections, repos.integrations, integrations,
+                                        tokens, access, identity, alerts, queues, settings, clock),
     )
 
 
 _lock = threading.Lock()
+_tables_ready = threading.Event()
 
 
 @functools.cache
@@ -60,13 +105,20 @@ def _cached() -> Services:
     return build_services(Settings.from_env())
 
 
-def services() -> Services:
-    """The shared services of this process (thread-safe first build)."""
+def services(*, ensure_tables: bool = True) -> Services:
+    """The shared services of this process (thread-safe first build). Tables are created on first use if the
+    deployment did not create them (locally; in Azure the infrastructure template declares them); the health
+    probe skips that so it answers fast while storage is down."""
     with _lock:
-        return _cached()
+        built = _cached()
+    if ensure_tables and not _tables_ready.is_set():
+        built.repos.ensure_tables()  # DependencyUnavailable propagates as a 503; the next call tries again
+        _tables_ready.set()
+    return built
 
 
 def reset() -> None:
     """Forget the built services (the local host calls this when it reloads settings)."""
     with _lock:
         _cached.cache_clear()
+        _tables_ready.clear()

@@ -42,6 +42,12 @@ class Settings:
     public_base_url: str = ""
     route_prefix: str = "api"
 
+    # OAuth and token health.
+    oauth_flow_ttl_seconds: int = 600
+    token_refresh_idle_days: int = 30  # exercise refresh tokens well before Microsoft's 90-day inactivity expiry
+    secret_expiry_warn_days: tuple[int, ...] = (30, 7)
+    alert_resolved_retention_days: int = 14
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
         env = os.environ if env is None else env
@@ -66,6 +72,13 @@ class Settings:
             "outbound_ca_bundle": get("OUTBOUND_CA_BUNDLE"),
             "public_base_url": get("PUBLIC_BASE_URL") or (f"https://{website}" if website else ""),
             "route_prefix": get("ROUTE_PREFIX", "api"),
+            "oauth_flow_ttl_seconds": _int(get("OAUTH_FLOW_TTL_SECONDS", "600"), "OAUTH_FLOW_TTL_SECONDS"),
+            "token_refresh_idle_days": _int(get("TOKEN_REFRESH_IDLE_DAYS", "30"), "TOKEN_REFRESH_IDLE_DAYS"),
+            "secret_expiry_warn_days": tuple(
+                _int(part, "SECRET_EXPIRY_WARN_DAYS") for part in get("SECRET_EXPIRY_WARN_DAYS", "30,7").split(",")
+                if part.strip()),
+            "alert_resolved_retention_days": _int(get("ALERT_RESOLVED_RETENTION_DAYS", "14"),
+                                                  "ALERT_RESOLVED_RETENTION_DAYS"),
         }
         values.update(explicit)
         settings = cls(**values)
@@ -80,6 +93,10 @@ class Settings:
                 raise ConfigurationError(f"setting {name} must be an absolute URL, got {value!r}")
         if self.authority_host and urlsplit(self.authority_host).scheme != "https":
             raise ConfigurationError("setting authority_host must use https (MSAL refuses anything else)")
+        if not 60 <= self.oauth_flow_ttl_seconds <= 3600:
+            raise ConfigurationError("setting oauth_flow_ttl_seconds must be between 60 and 3600")
+        if not 1 <= self.token_refresh_idle_days <= 80:
+            raise ConfigurationError("setting token_refresh_idle_days must be 1-80 (idle tokens expire at 90)")
         if self.table_prefix and not (self.table_prefix.isalnum() and self.table_prefix[0].isalpha()):
             raise ConfigurationError("setting table_prefix must be letters and digits, starting with a letter")
 
@@ -94,3 +111,10 @@ class Settings:
     def tls_verify(self) -> str | bool:
         """What to give `requests`/azure-core as `verify`: the extra CA bundle, or the default trust store."""
         return self.outbound_ca_bundle or True
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ConfigurationError(f"setting {name} must be a whole number, got {value!r}") from None

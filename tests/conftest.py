@@ -8,16 +8,22 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from devstack.azurite import Azurite
+from devstack.host import LocalFunctionsHost
 from devstack.keyvault import KeyVaultEndpoint
 from devstack.managed_identity import ManagedIdentityEndpoint, TokenAuthority
 from devstack.ports import free_port
+from devstack.stack import REPO, load_local_settings
 from devstack.tls import LocalTls, create_local_tls
 from shared.settings import Settings
+from simulator.testing import RunningSimulator, start_simulator
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +82,112 @@ def base_settings(storage_connection_string: str, key_vault: KeyVaultEndpoint, l
 def table_prefix() -> str:
     """A fresh table-name prefix per test: tests share one Azurite but never each other's rows."""
     return "t" + uuid.uuid4().hex[:10]
+
+
+# --- the Microsoft simulator ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def simulator_server(local_tls: LocalTls) -> Iterator[RunningSimulator]:
+    running = start_simulator(local_tls)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def simulator(simulator_server: RunningSimulator) -> RunningSimulator:
+    """The session's simulator with fresh state (empty directory, real-time clock, zero counters)."""
+    simulator_server.reset()
+    return simulator_server
+
+
+# --- the function app, served by the local host ---------------------------------------------------------------
+
+FUNCTION_KEY = "test-function-key"
+MASTER_KEY = "test-master-key"
+
+
+@dataclass
+class RunningApp:
+    url: str
+    host: LocalFunctionsHost
+    env: dict[str, str]
+
+    def client(self, key: str | None = FUNCTION_KEY) -> ApiClient:
+        return ApiClient(self.url, key)
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.url}/api/oauth/callback"
+
+
+class ApiClient:
+    """`requests` against the app with the function key, JSON in and out."""
+
+    def __init__(self, base: str, key: str | None) -> None:
+        self.base = base
+        self.session = requests.Session()
+        self.session.trust_env = False
+        if key:
+            self.session.headers["x-functions-key"] = key
+
+    def __getattr__(self, method: str) -> Any:
+        if method not in ("get", "put", "post", "patch", "delete"):
+            raise AttributeError(method)
+
+        def call(path: str, **kwargs: Any) -> requests.Response:
+            kwargs.setdefault("timeout", 30)
+            kwargs.setdefault("allow_redirects", False)
+            return self.session.request(method.upper(), f"{self.base}{path}", **kwargs)
+
+        return call
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    storage_connection_string: str, key_vault: KeyVaultEndpoint, local_tls: LocalTls,
+    simulator_server: RunningSimulator,
+) -> Iterator[RunningApp]:
+    """The real function_app.py behind the local host on a free port, its settings pointing at the session's
+    Azurite, Key Vault endpoint and simulator, exactly as the run command wires them."""
+    import json as _json
+
+    import function_app
+    from shared import runtime
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **load_local_settings(REPO / "local.settings.example.json"),
+        "AzureWebJobsStorage": storage_connection_string,
+        "KEY_VAULT_URL": key_vault.url,
+        "OUTBOUND_CA_BUNDLE": str(local_tls.ca_path),
+        "PUBLIC_BASE_URL": url,
+        "IDENTITY_AUTHORITY_HOST": simulator_server.url,
+        "GRAPH_BASE_URL": f"{simulator_server.url}/v1.0",
+        "TABLE_PREFIX": "app" + uuid.uuid4().hex[:6],
+        "TOKEN_SWEEP_SCHEDULE": "0 0 0 1 1 *",  # tests run the sweep on demand
+    }
+    saved = dict(os.environ)
+    os.environ.update(env)
+    runtime.reset()
+    host = LocalFunctionsHost(function_app.app, host_json=_json.loads((REPO / "host.json").read_text()),
+                              env=dict(os.environ), function_key=FUNCTION_KEY, master_key=MASTER_KEY,
+                              storage_connection_string=storage_connection_string)
+    host.start(port=port)
+    yield RunningApp(url, host, env)
+    host.stop()
+    runtime.reset()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def app(app_server: RunningApp, simulator: RunningSimulator) -> RunningApp:
+    """The app with a fresh simulator behind it; tests isolate their rows by using their own system IDs."""
+    return app_server
+
+
+@pytest.fixture
+def api(app: RunningApp) -> ApiClient:
+    return app.client()

@@ -305,16 +305,20 @@ def _unavailable(exc: Exception) -> DependencyUnavailable:
     return DependencyUnavailable("Table Storage is unreachable or refused the request")
 
 
+# Fail within seconds on an outage rather than after the SDK's long default backoff; callers retry at their level.
+_CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 20, "retry_total": 3,
+                                   "retry_backoff_factor": 0.4}
+
+
 def table_service(settings: Any) -> TableServiceClient:
     """The process's table service client, from the same storage settings the Functions runtime uses."""
     if settings.storage_connection_string:
-        return TableServiceClient.from_connection_string(
-            settings.storage_connection_string, connection_timeout=5, read_timeout=20)
+        return TableServiceClient.from_connection_string(settings.storage_connection_string, **_CLIENT_OPTIONS)
     if settings.storage_account_name:
         from azure.identity import DefaultAzureCredential
 
         endpoint = f"https://{settings.storage_account_name}.table.{settings.storage_endpoint_suffix}"
-        return TableServiceClient(endpoint, credential=DefaultAzureCredential(), connection_timeout=5, read_timeout=20)
+        return TableServiceClient(endpoint, credential=DefaultAzureCredential(), **_CLIENT_OPTIONS)
     from shared.errors import ConfigurationError
 
     raise ConfigurationError("no storage configured: set AzureWebJobsStorage or AzureWebJobsStorage__accountName")

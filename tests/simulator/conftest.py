@@ -3,14 +3,13 @@ real time, zero counters), so tests are isolated without paying for a server eac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msal
 import pytest
 
-from devstack.tls import LocalTls
 from simulator.control import Control
 from simulator.directory import (
     AUDIENCE_MULTI_ORG,
@@ -19,23 +18,13 @@ from simulator.directory import (
     AUDIENCE_PERSONAL,
     CONSUMERS_TENANT_ID,
 )
-from simulator.testing import RunningSimulator, confidential_client, start_simulator
+from simulator.testing import RunningSimulator, confidential_client
 
 REDIRECT_URI = "https://app.test/oauth/callback"
 GRAPH_SCOPES = ["User.Read", "Calendars.ReadWrite"]
 
 
-@pytest.fixture(scope="session")
-def simulator_server(local_tls: LocalTls) -> Iterator[RunningSimulator]:
-    running = start_simulator(local_tls)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def simulator(simulator_server: RunningSimulator) -> RunningSimulator:
-    simulator_server.reset()
-    return simulator_server
+# `simulator_server` (one HTTPS server per session) and `simulator` (reset per test) live in tests/conftest.py.
 
 
 @pytest.fixture

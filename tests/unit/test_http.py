@@ -5,7 +5,8 @@ import azure.functions as func
 import pytest
 
 from shared.errors import ConcurrencyConflict, NotFound, ValidationFailed
-from shared.http import endpoint, field, read_json
+from shared.http import endpoint, read_json
+from shared.validation import field
 
 
 def make_request(body: bytes = b"", content_type: str = "application/json") -> func.HttpRequest:

@@ -1,0 +1,67 @@
+"""Authorization: the host app starts it (function key); the browser follows /oauth/start and comes back to
+/oauth/callback (both anonymous: Microsoft and browsers call them)."""
+
+from __future__ import annotations
+
+import html
+
+import azure.functions as func
+
+from shared import runtime
+from shared.http import endpoint, json_response, read_json, route_param
+
+bp = func.Blueprint()
+
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@bp.route(route="systems/{system}/connections/{kind}/{id}/authorize", methods=["POST"])
+@endpoint
+def authorize(req: func.HttpRequest) -> func.HttpResponse:
+    body = read_json(req)
+    started = runtime.services().oauth.begin(route_param(req, "system"), route_param(req, "kind"),
+                                             route_param(req, "id"), body)
+    return json_response(started, 201)
+
+
+@bp.route(route="oauth/start", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def oauth_start(req: func.HttpRequest) -> func.HttpResponse:
+    location, failed = runtime.services().oauth.start_url(req.params.get("state"))
+    if location is not None:
+        return redirect(location)
+    assert failed is not None
+    return redirect(failed.redirect_location()) if failed.redirect_location() else page(failed.outcome,
+                                                                                        failed.message, 400)
+
+
+@bp.route(route="oauth/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
+    result = runtime.services().oauth.complete(dict(req.params))
+    location = result.redirect_location()
+    if location:
+        return redirect(location)
+    return page(result.outcome, result.message, 200 if result.outcome == "connected" else 400)
+
+
+def redirect(location: str) -> func.HttpResponse:
+    return func.HttpResponse(status_code=302, headers={**PAGE_HEADERS, "Location": location})
+
+
+def page(outcome: str, message: str, status: int) -> func.HttpResponse:
+    """A readable page for when there is nowhere safe to send the browser back to."""
+    title = html.escape("Connected" if outcome == "connected" else "Outlook authorization did not complete")
+    text, code = html.escape(message), html.escape(outcome)
+    body = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title></head>"
+        "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
+        f"<h1>{title}</h1><p id='message'>{text}</p><p><small>Outcome: <code id='outcome'>{code}</code></small></p>"
+        "</body></html>"
+    )
+    return func.HttpResponse(body, status_code=status, mimetype="text/html", charset="utf-8", headers=PAGE_HEADERS)

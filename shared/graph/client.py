@@ -1,0 +1,133 @@
+"""Microsoft Graph over `requests`: one session per process, tokens from the connection's cache, and the retry
+rules Graph asks for.
+
+- 429/503/504: wait `Retry-After` when given, else back off exponentially with jitter; throttled calls still
+  count against the budget, so retries are bounded.
+- 401: refresh the token once (it may have been revoked or expired early), then give up.
+- Errors come back as `GraphError` with Graph's own error code, never as `requests` exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from shared.errors import DependencyUnavailable, DomainError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = {429, 503, 504}
+MAX_ATTEMPTS = 5
+MAX_WAIT_SECONDS = 30.0
+
+TokenSource = Callable[[bool], str]  # force_refresh -> access token
+
+
+class GraphError(DomainError):
+    """Graph refused a request; `graph_code` is Graph's error code (ErrorAccessDenied, ErrorItemNotFound, ...)."""
+
+    code = "graph_error"
+    status = 502
+
+    def __init__(self, http_status: int, graph_code: str, message: str) -> None:
+        super().__init__(f"Microsoft Graph answered {http_status} {graph_code}: {message}", microsoft_code=graph_code)
+        self.http_status = http_status
+        self.graph_code = graph_code
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """Whose calendars a request addresses: the signed-in account (`/me`) or another mailbox by address."""
+
+    address: str | None = None
+
+    @property
+    def path(self) -> str:
+        return "/me" if not self.address else f"/users/{quote(self.address, safe='@')}"
+
+
+class GraphClient:
+    def __init__(self, base_url: str, session: requests.Session, *, timeout: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._base = base_url.rstrip("/")
+        self._session = session
+        self._timeout = timeout
+        self._sleep = sleep
+
+    def request(
+        self, token: TokenSource, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one request with the retry rules; returns the parsed JSON body (None for 204)."""
+        url = path if path.startswith("https://") or path.startswith("http://") else f"{self._base}{path}"
+        refreshed = False
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            all_headers = {"Authorization": f"Bearer {token(refreshed)}", "Accept": "application/json",
+                           **(headers or {})}
+            try:
+                response = self._session.request(method, url, json=json, params=params, headers=all_headers,
+                                                 timeout=self._timeout)
+            except requests.RequestException as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise DependencyUnavailable("Microsoft Graph is unreachable") from None
+                log.info("graph %s transport error (%s), retrying", method, type(exc).__name__)
+                self._sleep(backoff(attempt))
+                continue
+            if response.status_code == 401 and not refreshed:
+                refreshed = True
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < MAX_ATTEMPTS:
+                self._sleep(retry_after(response.headers.get("Retry-After"), attempt))
+                continue
+            if response.status_code >= 400:
+                raise error_from(response)
+            if response.status_code == 204 or not response.content:
+                return None
+            return response.json()
+        raise DependencyUnavailable("Microsoft Graph kept throttling or failing")  # pragma: no cover - loop exits
+
+    def list_calendars(self, token: TokenSource, mailbox: Mailbox) -> list[dict[str, Any]]:
+        calendars: list[dict[str, Any]] = []
+        page: Any = self.request(token, "GET", f"{mailbox.path}/calendars",
+                                 params={"$select": "id,name,canEdit,isDefaultCalendar,owner", "$top": "100"})
+        while True:
+            calendars.extend(page.get("value", []))
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return calendars
+            page = self.request(token, "GET", next_link)
+
+    def get_calendar(self, token: TokenSource, mailbox: Mailbox, calendar_id: str) -> dict[str, Any]:
+        return self.request(token, "GET", f"{mailbox.path}/calendars/{quote(calendar_id, safe='')}",
+                            params={"$select": "id,name,canEdit,isDefaultCalendar,owner"})
+
+
+def retry_after(header: str | None, attempt: int) -> float:
+    """Graph's `Retry-After` (seconds) when present, else exponential backoff with jitter."""
+    if header:
+        try:
+            return min(max(float(header), 0.0), MAX_WAIT_SECONDS)
+        except ValueError:
+            pass
+    return backoff(attempt)
+
+
+def backoff(attempt: int) -> float:
+    base = min(0.5 * 2 ** (attempt - 1), MAX_WAIT_SECONDS)
+    return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not security
+
+
+def error_from(response: requests.Response) -> GraphError:
+    try:
+        error = response.json().get("error", {})
+        code, message = str(error.get("code") or "unknown"), str(error.get("message") or "")
+    except ValueError:
+        code, message = "unknown", response.reason or ""
+    return GraphError(response.status_code, code, message[:300])

@@ -1,0 +1,172 @@
+"""The Microsoft identity platform through `msal`: authorities, scopes, credential checks, the auth code flow and
+silent token acquisition for one system's app registration.
+
+MSAL application objects are cheap but each would fetch the authority's OpenID configuration; a process-wide
+`http_cache` shares that across them. All HTTP goes through one `requests.Session` whose trust is set on purpose
+(`trust_env` off, so a machine-wide `REQUESTS_CA_BUNDLE` cannot silently replace the configured CA bundle).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import warnings
+from typing import Any
+from urllib.parse import urlsplit
+
+import msal
+import requests
+
+from shared import aadsts
+from shared.errors import DependencyUnavailable, DomainError
+from shared.models import Integration
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BASE_SCOPES = ("User.Read", "Calendars.ReadWrite")
+ROOM_SCOPES = (*BASE_SCOPES, "Calendars.ReadWrite.Shared")
+
+
+class CredentialsInvalid(DomainError):
+    """Microsoft refused the app registration's own credentials."""
+
+    code = "credentials_invalid"
+    status = 422
+
+
+class TokenRefused(DomainError):
+    """Microsoft refused a token request for a reason other than the app's credentials."""
+
+    code = "token_refused"
+    status = 502
+
+
+def http_session(settings: Settings) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = settings.tls_verify
+    adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+class IdentityPlatform:
+    def __init__(self, settings: Settings, session: requests.Session) -> None:
+        self._host = settings.authority_host.rstrip("/")
+        graph = urlsplit(settings.graph_base_url)
+        self._resource = f"{graph.scheme}://{graph.netloc}"
+        self._session = session
+        self._http_cache: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    # --- what to ask for ----------------------------------------------------------------------------------------
+
+    def authority(self, integration: Integration) -> str:
+        segment = integration.tenant_id if integration.account_type == "single_tenant" else integration.account_type
+        return f"{self._host}/{segment}"
+
+    def scopes(self, kind: str) -> list[str]:
+        """Resource-qualified Graph scopes (required in national clouds); MSAL adds openid, profile and
+        offline_access itself and refuses them if passed."""
+        names = ROOM_SCOPES if kind == "space" else BASE_SCOPES
+        return [f"{self._resource}/{name}" for name in names]
+
+    def app(
+        self, integration: Integration, secret: str, cache: msal.SerializableTokenCache | None = None,
+        *, authority: str | None = None,
+    ) -> msal.ConfidentialClientApplication:
+        try:
+            return msal.ConfidentialClientApplication(
+                integration.client_id,
+                client_credential=secret,
+                authority=authority or self.authority(integration),
+                token_cache=cache,
+                http_client=self._session,
+                http_cache=self._http_cache,
+                instance_discovery=False,
+                timeout=15,
+            )
+        except ValueError as exc:  # MSAL raises ValueError when discovery fails (unknown tenant, bad host)
+            raise CredentialsInvalid(f"Microsoft did not accept the authority: {exc}",
+                                     microsoft_code="AADSTS90002") from None
+        except requests.RequestException:
+            raise DependencyUnavailable("The Microsoft identity platform is unreachable") from None
+
+    # --- credentials ----------------------------------------------------------------------------------------------
+
+    def check_credentials(self, integration: Integration, secret: str) -> None:
+        """Prove the application ID and secret work, or raise `CredentialsInvalid` with Microsoft's code.
+
+        With a tenant ID (always for single-tenant apps) this is a client-credentials request to that tenant.
+        Multi-tenant registrations without one cannot get an app-only token from /common; there an authorization
+        code redemption with a code that cannot exist is sent instead: Microsoft authenticates the client first,
+        so a bad ID or secret answers `invalid_client`/`unauthorized_client`, good ones `invalid_grant`.
+        """
+        try:
+            if integration.tenant_id:
+                app = self.app(integration, secret, authority=f"{self._host}/{integration.tenant_id}")
+                result = app.acquire_token_for_client(scopes=[f"{self._resource}/.default"])
+                if "access_token" in result:
+                    return
+            else:
+                app = self.app(integration, secret)
+                with warnings.catch_warnings():  # MSAL nudges towards the flow API; a probe has no flow
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    result = app.acquire_token_by_authorization_code(
+                        "credential-check-" + secrets.token_urlsafe(16), scopes=self.scopes("user"),
+                        redirect_uri="https://localhost/credential-check")
+                if result.get("error") == "invalid_grant":
+                    return
+        except requests.RequestException:
+            raise DependencyUnavailable("The Microsoft identity platform is unreachable") from None
+        code = aadsts.code_of(result)
+        if result.get("error") in ("invalid_client", "unauthorized_client") or aadsts.is_credential_problem(code):
+            raise CredentialsInvalid(
+                "App ID or Secret is incorrect. " + aadsts.describe(code, "Microsoft refused the credentials"),
+                microsoft_code=code)
+        raise TokenRefused(aadsts.describe(code, f"Microsoft answered {result.get('error')}"), microsoft_code=code)
+
+    # --- the auth code flow ---------------------------------------------------------------------------------------
+
+    def start_flow(
+        self, integration: Integration, secret: str, kind: str, redirect_uri: str, login_hint: str | None = None,
+    ) -> dict[str, Any]:
+        app = self.app(integration, secret)
+        try:
+            return app.initiate_auth_code_flow(
+                self.scopes(kind), redirect_uri=redirect_uri, login_hint=login_hint,
+                prompt="select_account", response_mode="query")
+        except requests.RequestException:
+            raise DependencyUnavailable("The Microsoft identity platform is unreachable") from None
+
+    def redeem(
+        self, integration: Integration, secret: str, flow: dict[str, Any], auth_response: dict[str, str],
+        cache: msal.SerializableTokenCache,
+    ) -> dict[str, Any]:
+        """Exchange the code; MSAL checks state and the ID token's nonce. Returns MSAL's result (tokens land in
+        `cache`) or an error dict."""
+        app = self.app(integration, secret, cache)
+        try:
+            return app.acquire_token_by_auth_code_flow(flow, auth_response)
+        except ValueError:
+            return {"error": "state_mismatch", "error_description": "The response did not match the flow"}
+        except requests.RequestException:
+            raise DependencyUnavailable("The Microsoft identity platform is unreachable") from None
+
+    def silent(
+        self, integration: Integration, secret: str, cache: msal.SerializableTokenCache, home_account_id: str,
+        kind: str, *, force_refresh: bool = False,
+    ) -> dict[str, Any] | None:
+        """An access token from the cache, refreshing when needed (or forced). None when the account is gone
+        from the cache; MSAL's error dict when Microsoft refused."""
+        app = self.app(integration, secret, cache)
+        account = next((a for a in app.get_accounts() if a.get("home_account_id") == home_account_id), None)
+        if account is None:
+            return None
+        try:
+            return app.acquire_token_silent_with_error(self.scopes(kind), account, force_refresh=force_refresh)
+        except requests.RequestException:
+            raise DependencyUnavailable("The Microsoft identity platform is unreachable") from None

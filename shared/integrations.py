@@ -1,0 +1,241 @@
+"""Integration settings (a system's app registration and switches) and per-location settings for spaces.
+
+Saving validates the credentials against Microsoft's token endpoint first, then stores the secret in Key Vault
+(a new version), then the row; a failed check changes nothing. The secret never leaves this module except to
+MSAL: responses show only whether one is set, a short hint and its expiry.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from shared import validation
+from shared.clock import Clock, utcnow
+from shared.errors import ConcurrencyConflict, Conflict, NotFound, ValidationFailed
+from shared.identity import IdentityPlatform
+from shared.models import ACCOUNT_TYPES, TITLE_MODES, Integration, LocationSettings
+from shared.secrets import SecretStore, secret_name
+from shared.settings import Settings
+from shared.storage.repositories import Integrations, Locations
+from shared.validation import field
+
+MAX_SECRET_LENGTH = 1024
+
+
+class IntegrationDisabled(Conflict):
+    code = "integration_disabled"
+
+
+class IntegrationNotConfigured(NotFound):
+    code = "integration_not_configured"
+
+
+class ClientSecrets:
+    """Client secret values by Key Vault version, cached in memory: versions never change, so a cached value is
+    never stale, and a new secret is a new version."""
+
+    def __init__(self, store: SecretStore) -> None:
+        self._store = store
+        self._values: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def value(self, integration: Integration) -> str:
+        key = (integration.secret_name, integration.secret_version)
+        with self._lock:
+            cached = self._values.get(key)
+        if cached is not None:
+            return cached
+        value = self._store.get(integration.secret_name, integration.secret_version).value
+        with self._lock:
+            self._values[key] = value
+        return value
+
+
+class IntegrationService:
+    def __init__(
+        self, integrations: Integrations, locations: Locations, store: SecretStore, secrets: ClientSecrets,
+        identity: IdentityPlatform, settings: Settings, clock: Clock = utcnow,
+    ) -> None:
+        self._integrations = integrations
+        self._locations = locations
+        self._store = store
+        self.secrets = secrets
+        self._identity = identity
+        self._settings = settings
+        self._clock = clock
+
+    # --- reads used by the other services ------------------------------------------------------------------------
+
+    def require(self, system: str) -> Integration:
+        integration = self._integrations.find(system)
+        if integration is None:
+            raise IntegrationNotConfigured(f"OAuth 2 integration is not set up for system {system}")
+        return integration
+
+    def require_enabled(self, system: str) -> Integration:
+        integration = self.require(system)
+        if not integration.enabled:
+            raise IntegrationDisabled(f"OAuth 2 integration is disabled for system {system}")
+        return integration
+
+    # --- the HTTP-facing operations ------------------------------------------------------------------------------
+
+    def describe(self, system: str) -> dict[str, Any]:
+        validation.identifier(system, "system")
+        integration = self._integrations.find(system)
+        if integration is None:
+            return {"system": system, "configured": False, "redirect_uri": self._settings.redirect_uri}
+        return self._to_json(integration)
+
+    def save(self, system: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create or replace the integration; returns its description and whether it was created."""
+        validation.identifier(system, "system")
+        current = self._integrations.find(system)
+        candidate, new_secret = self._parse(system, body, current)
+        secret = new_secret if new_secret is not None else self.secrets.value(candidate)
+        self._identity.check_credentials(candidate, secret)  # raises with Microsoft's code
+
+        now = self._clock()
+        if new_secret is not None:
+            candidate.secret_version = self._store.set(
+                candidate.secret_name, new_secret, content_type="client secret",
+                tags={"system": system, "client_id": candidate.client_id})
+            candidate.secret_hint = new_secret[:3] + "…"
+        candidate.credentials_ok, candidate.credentials_error = True, None
+        candidate.credentials_checked_at = now
+        candidate.updated_at = now
+        if current is None:
+            candidate.created_at = now
+            saved = self._integrations.insert(candidate)
+        else:
+            candidate.created_at, candidate.etag = current.created_at, current.etag
+            try:
+                saved = self._integrations.update(candidate)
+            except ConcurrencyConflict:
+                raise ConcurrencyConflict("the integration was changed by someone else meanwhile; retry") from None
+        return self._to_json(saved), current is None
+
+    def record_credentials_failure(self, system: str, microsoft_code: str | None) -> None:
+        """The sweep or a token request found the credentials refused: remember it for GET and alerts."""
+        for _ in range(3):
+            integration = self._integrations.find(system)
+            if integration is None:
+                return
+            integration.credentials_ok, integration.credentials_error = False, microsoft_code
+            integration.credentials_checked_at = self._clock()
+            try:
+                self._integrations.update(integration)
+                return
+            except ConcurrencyConflict:
+                continue
+
+    def _parse(
+        self, system: str, body: dict[str, Any], current: Integration | None
+    ) -> tuple[Integration, str | None]:
+        client_id = validation.guid(field(body, "client_id", str), "client_id")
+        account_type = validation.one_of(field(body, "account_type", str), ACCOUNT_TYPES, "account_type")
+        tenant_id = field(body, "tenant_id", str, required=account_type == "single_tenant")
+        if tenant_id is not None:
+            tenant_id = validation.tenant(tenant_id, "tenant_id")
+        if account_type == "single_tenant" and tenant_id in ("common", "organizations", "consumers"):
+            raise ValidationFailed("tenant_id", "a single-tenant app needs its directory (tenant) ID")
+        secret = field(body, "client_secret", str, required=current is None)
+        if secret is not None:
+            secret = secret.strip()
+            if not secret or len(secret) > MAX_SECRET_LENGTH:
+                raise ValidationFailed("client_secret", f"must be 1-{MAX_SECRET_LENGTH} characters")
+        origins = field(body, "allowed_return_origins", list, required=False, default=[])
+        if not all(isinstance(o, str) for o in origins) or len(origins) > 20:
+            raise ValidationFailed("allowed_return_origins", "must be a list of at most 20 origin strings")
+        expires = field(body, "client_secret_expires_on", str, required=False)
+        webhook = field(body, "webhook_url", str, required=False)
+        return Integration(
+            system=system,
+            client_id=client_id,
+            account_type=account_type,
+            tenant_id=tenant_id,
+            enabled=field(body, "enabled", bool, required=False, default=True),
+            allowed_origins=sorted({validation.origin(o, "allowed_return_origins") for o in origins}),
+            secret_name=secret_name("clientsecret", system),
+            secret_version=current.secret_version if current else "",
+            secret_hint=current.secret_hint if current else "",
+            secret_expires_on=validation.day_or_datetime(expires, "client_secret_expires_on") if expires else None,
+            webhook_url=validation.https_url(webhook, "webhook_url") if webhook else None,
+        ), secret
+
+    def _to_json(self, integration: Integration) -> dict[str, Any]:
+        now = self._clock()
+        expires = integration.secret_expires_on
+        return {
+            "system": integration.system,
+            "configured": True,
+            "client_id": integration.client_id,
+            "account_type": integration.account_type,
+            "tenant_id": integration.tenant_id,
+            "enabled": integration.enabled,
+            "allowed_return_origins": integration.allowed_origins,
+            "client_secret": {
+                "set": bool(integration.secret_version),
+                "hint": integration.secret_hint,
+                "expires_on": expires.isoformat() if expires else None,
+                "days_left": (expires - now).days if expires else None,
+            },
+            "credentials": {
+                "ok": integration.credentials_ok,
+                "microsoft_code": integration.credentials_error,
+                "checked_at": _iso(integration.credentials_checked_at),
+            },
+            "webhook_url": integration.webhook_url,
+            "redirect_uri": self._settings.redirect_uri,
+            "note": "A newly registered app can take a few minutes before Microsoft accepts its credentials.",
+            "updated_at": _iso(integration.updated_at),
+        }
+
+    # --- locations -----------------------------------------------------------------------------------------------
+
+    def location(self, system: str, location: str) -> LocationSettings:
+        """A location's settings; the defaults when none were saved."""
+        found = self._locations.get(system, location)
+        return found or LocationSettings(system=system, location=location)
+
+    def save_location(self, system: str, location: str, body: dict[str, Any]) -> dict[str, Any]:
+        validation.identifier(system, "system")
+        validation.identifier(location, "location")
+        title_mode = validation.one_of(field(body, "title_mode", str), TITLE_MODES, "title_mode")
+        populate = field(body, "populate_creator", bool, required=False, default=False)
+        for _ in range(3):
+            current = self._locations.get(system, location)
+            now = self._clock()
+            row = LocationSettings(system=system, location=location, title_mode=title_mode,
+                                   populate_creator=populate, updated_at=now)
+            # The seed: creator details fill only events synced after the switch was turned on.
+            was_on = current is not None and current.populate_creator
+            row.populate_creator_since = (current.populate_creator_since if was_on and current else
+                                          (now if populate else None))
+            try:
+                if current is None:
+                    saved = self._locations.insert(row)
+                else:
+                    row.etag = current.etag
+                    saved = self._locations.update(row)
+                return location_json(saved)
+            except (ConcurrencyConflict, Conflict):
+                continue
+        raise ConcurrencyConflict("location settings kept changing; retry")
+
+
+def location_json(row: LocationSettings) -> dict[str, Any]:
+    return {
+        "system": row.system,
+        "location": row.location,
+        "title_mode": row.title_mode,
+        "populate_creator": row.populate_creator,
+        "populate_creator_since": _iso(row.populate_creator_since),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

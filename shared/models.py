@@ -1,0 +1,209 @@
+"""The rows the app keeps in Table Storage, one dataclass per table, with how each is keyed.
+
+Partitioning follows the access paths: almost everything is read within one system (institution), so the
+system ID is the partition key; pending OAuth flows are looked up by their state alone; the token-refresh due
+index is one narrow partition read by time range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.storage.tables import Row
+
+ACCOUNT_TYPES = ("organizations", "common", "consumers", "single_tenant")
+CONSUMERS_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"  # Microsoft's tenant of personal accounts
+KINDS = ("user", "space")
+TITLE_MODES = ("patron_name", "patron_name_email", "public_nickname")
+
+# Connection states
+CONNECTED = "connected"
+REAUTH_REQUIRED = "reauthorization_required"
+DISABLED = "disabled"
+
+
+def subject_key(kind: str, subject_id: str) -> str:
+    return f"{kind}:{subject_id}"
+
+
+@dataclass(kw_only=True)
+class Integration(Row):
+    """A system's app registration and switches. The client secret itself is in Key Vault, never here."""
+
+    system: str
+    client_id: str
+    account_type: str
+    tenant_id: str | None = None
+    enabled: bool = True
+    allowed_origins: list[str] = field(default_factory=list)
+    secret_name: str = ""
+    secret_version: str = ""
+    secret_hint: str = ""  # first characters only, so an admin can tell which secret is in use
+    secret_expires_on: datetime | None = None
+    webhook_url: str | None = None
+    credentials_ok: bool = True
+    credentials_error: str | None = None  # AADSTS code of the last failed check
+    credentials_checked_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return self.system
+
+    def row_key(self) -> str:
+        return "integration"
+
+
+@dataclass(kw_only=True)
+class LocationSettings(Row):
+    system: str
+    location: str
+    title_mode: str = "patron_name"
+    populate_creator: bool = False
+    populate_creator_since: datetime | None = None  # the seed: only events synced after it was switched on
+    updated_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return self.system
+
+    def row_key(self) -> str:
+        return self.location
+
+
+@dataclass(kw_only=True)
+class Connection(Row):
+    """One authorized Microsoft account for a user or a space, and what it syncs to."""
+
+    system: str
+    kind: str
+    subject_id: str
+    status: str = CONNECTED
+    # The signed-in account, from the ID token.
+    account_oid: str = ""
+    account_tenant: str = ""
+    account_username: str = ""
+    account_name: str = ""
+    home_account_id: str = ""
+    # Where and what it syncs.
+    sync_resource: str = ""  # mailbox address; empty means the signed-in account
+    sync_calendar_id: str | None = None
+    freebusy_calendar_id: str | None = None  # users
+    location: str | None = None  # spaces
+    two_way: bool = False  # spaces
+    # Health.
+    last_error_code: str | None = None
+    last_error_message: str | None = None
+    last_error_at: datetime | None = None
+    authorized_at: datetime | None = None
+    token_refreshed_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return self.system
+
+    def row_key(self) -> str:
+        return subject_key(self.kind, self.subject_id)
+
+    @property
+    def mailbox(self) -> str:
+        return self.sync_resource or self.account_username
+
+
+@dataclass(kw_only=True)
+class TokenCache(Row):
+    """The MSAL token cache of one connection, sealed with the data key. Kept apart from the connection row so
+    token rotation and settings changes do not fight over one ETag."""
+
+    system: str
+    kind: str
+    subject_id: str
+    sealed: str
+    key_version: str = ""
+    written_at: datetime | None = None
+    due_at: datetime | None = None  # when the keep-alive refresh is due (this connection's RefreshDue entry)
+
+    def partition_key(self) -> str:
+        return self.system
+
+    def row_key(self) -> str:
+        return subject_key(self.kind, self.subject_id)
+
+    def context(self) -> str:
+        """Associated data: the sealed cache opens only in this row."""
+        return f"tokencache|{self.system}|{self.row_key()}"
+
+    @property
+    def due_key(self) -> str:
+        return due_row_key(self.due_at, self.system, self.kind, self.subject_id) if self.due_at else ""
+
+
+def state_key(state: str) -> str:
+    """Pending flows are stored under a hash of their state: a leaked table row is no usable state."""
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+@dataclass(kw_only=True)
+class PendingFlow(Row):
+    state_hash: str
+    system: str
+    kind: str
+    subject_id: str
+    return_url: str
+    sealed_flow: str  # the MSAL auth code flow (PKCE verifier, nonce), sealed
+    client_id: str
+    expires_at: datetime
+    created_at: datetime
+
+    def partition_key(self) -> str:
+        return self.state_hash
+
+    def row_key(self) -> str:
+        return "flow"
+
+
+@dataclass(kw_only=True)
+class RefreshDue(Row):
+    """Index of when each connection's refresh token should next be exercised; the sweep reads only rows whose
+    time has come (a range query on the row key), so its cost grows with what is due, not with all connections."""
+
+    due_at: datetime
+    system: str
+    kind: str
+    subject_id: str
+
+    def partition_key(self) -> str:
+        return "due"
+
+    def row_key(self) -> str:
+        return due_row_key(self.due_at, self.system, self.kind, self.subject_id)
+
+
+def due_row_key(due_at: datetime, system: str, kind: str, subject_id: str) -> str:
+    return f"{due_at.strftime('%Y%m%dT%H%M%S')}|{system}|{kind}|{subject_id}"
+
+
+@dataclass(kw_only=True)
+class Alert(Row):
+    """Something an admin must act on. One row per (type, subject): raising again while open counts up."""
+
+    system: str
+    alert_type: str
+    subject: str  # e.g. "user:42", "space:7", "integration"
+    message: str
+    microsoft_code: str | None = None
+    raised_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None = None
+    occurrences: int = 1
+
+    def partition_key(self) -> str:
+        return self.system
+
+    def row_key(self) -> str:
+        return f"{self.alert_type}|{self.subject}"
+
+    @property
+    def open(self) -> bool:
+        return self.resolved_at is None

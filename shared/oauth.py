@@ -1,0 +1,245 @@
+"""The OAuth 2 authorization code flow (with PKCE) that connects a user's or a space's Microsoft account.
+
+1. `begin` (host app, function key): checks the integration and the return URL, starts an MSAL flow and keeps it
+   server side, sealed, under its single-use `state`; answers a URL on our `/oauth/start`.
+2. `start_url` (browser): redirects to Microsoft for that pending flow.
+3. `complete` (browser, the registered redirect URI): trusts nothing in the query string but a state it issued.
+   The flow row is deleted under its ETag before anything else, so a state works once; the code is exchanged by
+   MSAL (which checks state and the ID token's nonce); the token cache is stored encrypted; the browser goes back
+   to the host's return URL with an outcome code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from shared import aadsts, validation
+from shared.alerts import REAUTHORIZATION_REQUIRED, AlertService
+from shared.clock import Clock, utcnow
+from shared.crypto import Cipher
+from shared.errors import AlreadyExists, ConcurrencyConflict, DomainError, ValidationFailed
+from shared.identity import IdentityPlatform
+from shared.integrations import IntegrationService
+from shared.models import CONNECTED, CONSUMERS_TENANT_ID, KINDS, Connection, PendingFlow, state_key
+from shared.settings import Settings
+from shared.storage.repositories import Connections, PendingFlows
+from shared.tokens import TokenService
+from shared.validation import field
+
+log = logging.getLogger(__name__)
+
+CONTAINER_SPACE = "container_space_with_seats"
+
+
+class ReturnUrlNotAllowed(DomainError):
+    code = "return_url_not_allowed"
+    status = 400
+
+
+class SpaceCannotSync(DomainError):
+    code = "space_cannot_sync"
+    status = 422
+
+
+# Outcomes the callback reports to the host app (query parameter `outcome`).
+OUTCOME_MESSAGES = {
+    "connected": "The Microsoft account is connected.",
+    "consent_denied": "Permission was not granted on Microsoft's consent page.",
+    "admin_approval_required": ("Your organization requires an administrator to approve this app before you can "
+                                "connect. Ask your Microsoft 365 administrator to grant consent, then try again."),
+    "wrong_account_type": ("This kind of Microsoft account cannot be used with this app registration (for example "
+                           "a personal account on an app for work or school accounts only)."),
+    "integration_disabled": "Outlook sync is disabled for this system.",
+    "flow_expired": "The sign-in took too long and expired. Start again.",
+    "flow_invalid": "This sign-in link is invalid or was already used. Start again from the booking system.",
+    "credentials_invalid": "The app's ID or secret was refused by Microsoft; an administrator must fix them.",
+    "authorization_failed": "Microsoft did not complete the authorization.",
+}
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    outcome: str
+    return_url: str | None = None  # None: show our own page
+    microsoft_code: str | None = None
+    system: str | None = None
+    kind: str | None = None
+    subject_id: str | None = None
+
+    @property
+    def message(self) -> str:
+        return OUTCOME_MESSAGES[self.outcome]
+
+    def redirect_location(self) -> str | None:
+        if not self.return_url:
+            return None
+        params = {"outcome": self.outcome}
+        if self.kind and self.subject_id:
+            params.update({"kind": self.kind, "id": self.subject_id})
+        if self.microsoft_code:
+            params["microsoft_code"] = self.microsoft_code
+        parts = urlsplit(self.return_url)
+        query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+class OAuthService:
+    def __init__(
+        self, flows: PendingFlows, connections: Connections, integrations: IntegrationService, tokens: TokenService,
+        alerts: AlertService, identity: IdentityPlatform, cipher: Cipher, settings: Settings, clock: Clock = utcnow,
+    ) -> None:
+        self._flows = flows
+        self._connections = connections
+        self._integrations = integrations
+        self._tokens = tokens
+        self._alerts = alerts
+        self._identity = identity
+        self._cipher = cipher
+        self._settings = settings
+        self._clock = clock
+
+    # --- 1. the host app asks for a URL --------------------------------------------------------------------------
+
+    def begin(self, system: str, kind: str, subject_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        validation.identifier(system, "system")
+        validation.one_of(kind, KINDS, "kind")
+        validation.identifier(subject_id, "id")
+        return_url = field(body, "return_url", str)
+        space_type = field(body, "space_type", str, required=False)
+        login_hint = field(body, "login_hint", str, required=False)
+        if kind == "space" and space_type == CONTAINER_SPACE:
+            raise SpaceCannotSync("A container space with seats cannot be synced with Outlook; sync its seats' "
+                                  "bookings through an ordinary space instead.")
+        integration = self._integrations.require_enabled(system)
+        self._check_return_url(return_url, integration.allowed_origins)
+
+        secret = self._integrations.secrets.value(integration)
+        flow = self._identity.start_flow(integration, secret, kind, self._settings.redirect_uri, login_hint)
+        now = self._clock()
+        expires = now + timedelta(seconds=self._settings.oauth_flow_ttl_seconds)
+        state_hash = state_key(flow["state"])
+        row = PendingFlow(state_hash=state_hash, system=system, kind=kind, subject_id=subject_id,
+                          return_url=return_url, sealed_flow="", client_id=integration.client_id,
+                          expires_at=expires, created_at=now)
+        row.sealed_flow = self._cipher.seal(json.dumps(flow).encode(), _flow_context(state_hash))
+        self._flows.insert(row)
+        start = f"{self._settings.public_base_url.rstrip('/')}/{self._settings.route_prefix}/oauth/start"
+        return {"authorize_url": f"{start}?{urlencode({'state': flow['state']})}",
+                "expires_at": expires.isoformat()}
+
+    @staticmethod
+    def _check_return_url(return_url: str, allowed: list[str]) -> None:
+        origin = validation.url_origin(return_url)
+        if origin is None:
+            raise ValidationFailed("return_url", "must be an absolute http(s) URL")
+        if origin not in allowed:
+            raise ReturnUrlNotAllowed(f"return_url origin {origin} is not in the integration's "
+                                      "allowed_return_origins")
+
+    # --- 2. the browser is sent to Microsoft ----------------------------------------------------------------------
+
+    def start_url(self, state: str | None) -> tuple[str | None, CallbackResult | None]:
+        """Microsoft's authorize URL for a pending flow, or the outcome to show when there is none."""
+        row = self._flows.get(state_key(state), "flow") if state else None
+        if row is None:
+            return None, CallbackResult("flow_invalid")
+        if row.expires_at <= self._clock():
+            return None, CallbackResult("flow_expired", row.return_url, system=row.system, kind=row.kind,
+                                        subject_id=row.subject_id)
+        flow = json.loads(self._cipher.open(row.sealed_flow, _flow_context(row.state_hash)))
+        return str(flow["auth_uri"]), None
+
+    # --- 3. Microsoft sends the browser back ----------------------------------------------------------------------
+
+    def complete(self, query: dict[str, str]) -> CallbackResult:
+        state = query.get("state")
+        row = self._flows.get(state_key(state), "flow") if state else None
+        if row is None:
+            return CallbackResult("flow_invalid")
+        try:  # single use: whoever deletes the row owns the flow
+            self._flows.delete(row.partition_key(), row.row_key(), etag=row.etag)
+        except ConcurrencyConflict:
+            return CallbackResult("flow_invalid")
+        result = self._complete(row, query)
+        log.info("oauth callback: system=%s subject=%s:%s outcome=%s code=%s", row.system, row.kind,
+                 row.subject_id, result.outcome, result.microsoft_code)
+        return result
+
+    def _complete(self, row: PendingFlow, query: dict[str, str]) -> CallbackResult:
+        def outcome(name: str, code: str | None = None) -> CallbackResult:
+            return CallbackResult(name, row.return_url, code, row.system, row.kind, row.subject_id)
+
+        if row.expires_at <= self._clock():
+            return outcome("flow_expired")
+        integration = self._integrations.require(row.system)
+        if not integration.enabled:
+            return outcome("integration_disabled")
+        if integration.client_id != row.client_id:
+            return outcome("flow_invalid")  # the app registration changed while the person was signing in
+        if "error" in query:
+            code = aadsts.code_of(query)
+            return outcome(aadsts.authorize_outcome(query.get("error", ""), code), code)
+
+        flow = json.loads(self._cipher.open(row.sealed_flow, _flow_context(row.state_hash)))
+        cache = self._tokens.new_cache()
+        secret = self._integrations.secrets.value(integration)
+        result = self._identity.redeem(integration, secret, flow, query, cache)
+        if "error" in result:
+            code = aadsts.code_of(result)
+            if result.get("error") == "state_mismatch":
+                return outcome("flow_invalid")
+            if aadsts.is_credential_problem(code) or result.get("error") == "invalid_client":
+                self._integrations.record_credentials_failure(row.system, code)
+                return outcome("credentials_invalid", code)
+            return outcome(aadsts.authorize_outcome(str(result.get("error")), code), code)
+
+        claims = result.get("id_token_claims") or {}
+        if integration.account_type == "organizations" and claims.get("tid") == CONSUMERS_TENANT_ID:
+            return outcome("wrong_account_type")
+        if integration.account_type == "consumers" and claims.get("tid") != CONSUMERS_TENANT_ID:
+            return outcome("wrong_account_type")
+        self._connect(row, claims, result, cache)
+        return outcome("connected")
+
+    def _connect(self, row: PendingFlow, claims: dict[str, Any], result: dict[str, Any], cache: Any) -> None:
+        now = self._clock()
+        username = str(claims.get("preferred_username") or "")
+        home_account_id = f"{claims.get('oid')}.{claims.get('tid')}"
+        for account in result.get("account", {}), *cache.find(cache.CredentialType.ACCOUNT):
+            if account and account.get("home_account_id"):
+                home_account_id = account["home_account_id"]
+                break
+        for _ in range(3):
+            current = self._connections.find(row.system, row.kind, row.subject_id)
+            connection = current or Connection(system=row.system, kind=row.kind, subject_id=row.subject_id)
+            if current is not None and current.account_oid and current.account_oid != claims.get("oid"):
+                # A different Microsoft account: calendar choices belonged to the old mailbox.
+                connection.sync_resource, connection.sync_calendar_id, connection.freebusy_calendar_id = "", None, None
+            connection.status = CONNECTED
+            connection.account_oid = str(claims.get("oid") or "")
+            connection.account_tenant = str(claims.get("tid") or "")
+            connection.account_username = username
+            connection.account_name = str(claims.get("name") or "")
+            connection.home_account_id = home_account_id
+            connection.last_error_code = connection.last_error_message = None
+            connection.last_error_at = None
+            connection.authorized_at = connection.token_refreshed_at = connection.updated_at = now
+            try:
+                saved = (self._connections.update(connection) if current is not None
+                         else self._connections.insert(connection))
+                break
+            except (ConcurrencyConflict, AlreadyExists):
+                continue
+        else:
+            raise ConcurrencyConflict("the connection kept changing during authorization")
+        self._tokens.store_new(saved, cache)
+        self._alerts.resolve(row.system, REAUTHORIZATION_REQUIRED, saved.row_key())
+
+
+def _flow_context(state_hash: str) -> str:
+    return f"pendingflow|{state_hash}"

@@ -1,0 +1,164 @@
+"""Access tokens for connections, from their encrypted MSAL token caches, and token health.
+
+Refresh tokens rotate: every refresh returns a new one. The cache is written back only when it changed and only
+if nobody else wrote it since it was read (ETag), so two instances refreshing at once cannot replace a newer
+refresh token with an older one. A refresh refused because another writer already rotated the token is retried
+with the newer cache rather than reported as a dead grant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import msal
+
+from shared import aadsts
+from shared.clock import Clock, utcnow
+from shared.crypto import Cipher
+from shared.errors import AlreadyExists, ConcurrencyConflict, DomainError
+from shared.identity import CredentialsInvalid, IdentityPlatform, TokenRefused
+from shared.integrations import ClientSecrets
+from shared.models import Connection, Integration, RefreshDue, TokenCache
+from shared.storage.repositories import RefreshSchedule, TokenCaches
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 4
+
+
+class ReauthorizationRequired(DomainError):
+    """The connection's grant is dead (expired, revoked, consent withdrawn, account disabled)."""
+
+    code = "reauthorization_required"
+    status = 409
+
+
+class TokenService:
+    def __init__(
+        self, caches: TokenCaches, schedule: RefreshSchedule, cipher: Cipher, identity: IdentityPlatform,
+        secrets: ClientSecrets, *, refresh_idle_days: int, clock: Clock = utcnow,
+    ) -> None:
+        self._caches = caches
+        self._schedule = schedule
+        self._cipher = cipher
+        self._identity = identity
+        self._secrets = secrets
+        self._idle = timedelta(days=refresh_idle_days)
+        self._clock = clock
+        # One refresh at a time per connection within this process; across processes the ETag decides.
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_guard = threading.Lock()
+
+    # --- the cache ------------------------------------------------------------------------------------------------
+
+    def new_cache(self) -> msal.SerializableTokenCache:
+        return msal.SerializableTokenCache()
+
+    def store_new(self, connection: Connection, cache: msal.SerializableTokenCache) -> None:
+        """After a sign-in: replace whatever cache the connection had, and schedule its keep-alive refresh."""
+        old = self._caches.get(connection.system, connection.row_key())
+        row = self._seal(connection, cache)
+        self._caches.upsert(row)
+        self._schedule_entry(row, replacing=old)
+
+    def erase(self, connection: Connection) -> None:
+        old = self._caches.get(connection.system, connection.row_key())
+        self._caches.delete(connection.system, connection.row_key())
+        if old is not None and old.due_key:
+            self._schedule.delete("due", old.due_key)
+
+    def is_current(self, system: str, kind: str, subject_id: str, entry_key: str) -> bool:
+        """Whether a schedule entry is the one its connection's cache points at (a crash can leave stale ones)."""
+        row = self._caches.get(system, f"{kind}:{subject_id}")
+        return row is not None and row.due_key == entry_key
+
+    def _seal(self, connection: Connection, cache: msal.SerializableTokenCache) -> TokenCache:
+        now = self._clock()
+        row = TokenCache(system=connection.system, kind=connection.kind, subject_id=connection.subject_id,
+                         sealed="", written_at=now, due_at=now + self._idle)
+        row.sealed = self._cipher.seal(cache.serialize().encode(), row.context())
+        row.key_version = Cipher.key_version(row.sealed)
+        return row
+
+    def _open(self, row: TokenCache) -> msal.SerializableTokenCache:
+        cache = msal.SerializableTokenCache()
+        cache.deserialize(self._cipher.open(row.sealed, row.context()).decode())
+        return cache
+
+    # --- tokens ---------------------------------------------------------------------------------------------------
+
+    def access_token(self, integration: Integration, connection: Connection, *, force_refresh: bool = False) -> str:
+        """A valid access token for the connection's account, refreshing (and rotating) as needed.
+
+        Raises `ReauthorizationRequired` when only a new sign-in can help, `CredentialsInvalid` when the app's
+        own credentials were refused, `TokenRefused` or `DependencyUnavailable` for what may pass.
+        """
+        with self._lock_for(connection):
+            return self._acquire(integration, connection, force_refresh)
+
+    def _acquire(self, integration: Integration, connection: Connection, force_refresh: bool) -> str:
+        secret = self._secrets.value(integration)
+        last_error: dict[str, Any] = {}
+        for _ in range(MAX_ATTEMPTS):
+            row = self._caches.get(connection.system, connection.row_key())
+            if row is None:
+                raise ReauthorizationRequired("the connection has no tokens: authorize it again")
+            cache = self._open(row)
+            result = self._identity.silent(integration, secret, cache, connection.home_account_id,
+                                           connection.kind, force_refresh=force_refresh)
+            if result is None:
+                raise ReauthorizationRequired("the signed-in account is missing from the token cache")
+            if "access_token" in result:
+                if cache.has_state_changed:
+                    self._write_back(connection, row, cache)
+                return str(result["access_token"])
+            last_error = result
+            if self._cache_moved_on(connection, row):
+                continue  # another writer rotated the refresh token meanwhile: use theirs
+            break
+        code = aadsts.code_of(last_error)
+        error = last_error.get("error")
+        if aadsts.is_credential_problem(code) or error in ("invalid_client", "unauthorized_client"):
+            raise CredentialsInvalid(aadsts.describe(code, "Microsoft refused the app's credentials"),
+                                     microsoft_code=code)
+        if aadsts.is_reauth_problem(code, error):
+            raise ReauthorizationRequired(aadsts.describe(code, "Microsoft refused the refresh token"),
+                                          microsoft_code=code)
+        raise TokenRefused(aadsts.describe(code, f"Microsoft answered {error}"), microsoft_code=code)
+
+    def _write_back(self, connection: Connection, read: TokenCache, cache: msal.SerializableTokenCache) -> None:
+        row = self._seal(connection, cache)
+        row.etag = read.etag
+        try:
+            self._caches.update(row)
+        except ConcurrencyConflict:
+            # Someone wrote a newer cache (another refresh or a new sign-in); theirs wins, ours is dropped.
+            log.info("token cache for %s/%s changed concurrently; keeping the newer one",
+                     connection.system, connection.row_key())
+            return
+        self._schedule_entry(row, replacing=read)
+
+    def _cache_moved_on(self, connection: Connection, read: TokenCache) -> bool:
+        latest = self._caches.get(connection.system, connection.row_key())
+        return latest is not None and latest.etag != read.etag
+
+    def _lock_for(self, connection: Connection) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks[f"{connection.system}|{connection.row_key()}"]
+
+    # --- the keep-alive schedule ----------------------------------------------------------------------------------
+
+    def _schedule_entry(self, row: TokenCache, *, replacing: TokenCache | None) -> None:
+        """Point the schedule at the cache's new due time: insert the new entry, then drop the old one, so a
+        crash in between leaves an extra entry (harmless: the sweep skips stale ones), never none."""
+        assert row.due_at is not None
+        with contextlib.suppress(AlreadyExists):
+            self._schedule.insert(RefreshDue(due_at=row.due_at, system=row.system, kind=row.kind,
+                                             subject_id=row.subject_id))
+        if replacing is not None and replacing.due_key and replacing.due_key != row.due_key:
+            self._schedule.delete("due", replacing.due_key)

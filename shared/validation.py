@@ -1,0 +1,109 @@
+"""Checks on what callers send, each failing with the name of the field and what is wrong with it."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.errors import ValidationFailed
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-zA-Z0-9-]{1,63}\.)+[a-zA-Z]{2,63}$")
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def identifier(value: str, name: str) -> str:
+    """System, subject, location and item IDs: 1-64 letters, digits, dot, dash, underscore."""
+    if not _ID.match(value or ""):
+        raise ValidationFailed(name, "must be 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit")
+    return value
+
+
+def guid(value: str, name: str) -> str:
+    if not _GUID.match(value):
+        raise ValidationFailed(name, "must be a GUID like 00000000-0000-0000-0000-000000000000")
+    return value.lower()
+
+
+def tenant(value: str, name: str) -> str:
+    """A directory (tenant) ID, or one of its verified domain names."""
+    if _GUID.match(value):
+        return value.lower()
+    if _DOMAIN.match(value):
+        return value.lower()
+    raise ValidationFailed(name, "must be the directory (tenant) ID GUID or a domain like contoso.onmicrosoft.com")
+
+
+def origin(value: str, name: str) -> str:
+    """`https://host[:port]` (http only for loopback), normalised to lower case without a trailing slash."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValidationFailed(name, f"{value!r} is not an origin like https://booking.example.edu")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise ValidationFailed(name, f"{value!r} must use https (http is allowed only for localhost)")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def url_origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def https_url(value: str, name: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+        raise ValidationFailed(name, "must be an https URL")
+    if not parts.hostname or parts.username or parts.password or parts.fragment:
+        raise ValidationFailed(name, "must be an absolute URL without credentials or fragment")
+    return value.strip()
+
+
+def day_or_datetime(value: str, name: str) -> datetime:
+    """An ISO date (end of that day, UTC) or an ISO datetime with an offset."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(name, "must be an ISO date (2027-06-30) or date-time with offset") from None
+    if parsed.tzinfo is None:
+        raise ValidationFailed(name, "needs a UTC offset, e.g. 2027-06-30T00:00:00Z")
+    return parsed.astimezone(UTC)
+
+
+def one_of(value: str, allowed: tuple[str, ...], name: str) -> str:
+    if value not in allowed:
+        raise ValidationFailed(name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+_MISSING = object()
+
+
+def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True,
+          default: Any = None) -> Any:
+    value = data.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ValidationFailed(name, "is required")
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int in Python; JSON true must not pass as a number.
+    if isinstance(value, bool) and bool not in kinds:
+        raise ValidationFailed(name, f"must be {_kind_name(kinds)}")
+    if not isinstance(value, kinds):
+        raise ValidationFailed(name, f"must be {_kind_name(kinds)}")
+    return value
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "an array", dict: "an object"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
