@@ -40,18 +40,20 @@ def oauth_start(req: func.HttpRequest) -> func.HttpResponse:
                                                                                         failed.message, 400)
 
 
-@bp.route(route="oauth/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="oauth/callback", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint
 def oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
-    result = runtime.services().oauth.complete(dict(req.params))
+    # Microsoft posts the response (response_mode=form_post); a query-string response is accepted too.
+    fields = dict(req.form) if req.method == "POST" else dict(req.params)
+    result = runtime.services().oauth.complete({k: str(v) for k, v in fields.items()})
     location = result.redirect_location()
     if location:
-        return redirect(location)
+        return redirect(location, 303)
     return page(result.outcome, result.message, 200 if result.outcome == "connected" else 400)
 
 
-def redirect(location: str) -> func.HttpResponse:
-    return func.HttpResponse(status_code=302, headers={**PAGE_HEADERS, "Location": location})
+def redirect(location: str, status: int = 302) -> func.HttpResponse:
+    return func.HttpResponse(status_code=status, headers={**PAGE_HEADERS, "Location": location})
 
 
 def page(outcome: str, message: str, status: int) -> func.HttpResponse:

@@ -24,6 +24,9 @@ from shared.models import Integration
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+# MSAL's DEBUG output includes authorization codes and PKCE verifiers (found by tests/e2e/test_leak_scan.py):
+# never let it through, whatever level the host configures.
+logging.getLogger("msal").setLevel(logging.INFO)
 
 BASE_SCOPES = ("User.Read", "Calendars.ReadWrite")
 ROOM_SCOPES = (*BASE_SCOPES, "Calendars.ReadWrite.Shared")
@@ -138,7 +141,8 @@ class IdentityPlatform:
         try:
             return app.initiate_auth_code_flow(
                 self.scopes(kind), redirect_uri=redirect_uri, login_hint=login_hint,
-                prompt="select_account", response_mode="query")
+                # form_post keeps the code out of URLs (browser history, proxy and access logs): RFC 9700 4.3.1
+                prompt="select_account", response_mode="form_post")
         except requests.RequestException:
             raise DependencyUnavailable("The Microsoft identity platform is unreachable") from None
 

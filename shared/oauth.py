@@ -210,8 +210,8 @@ class OAuthService:
         now = self._clock()
         username = str(claims.get("preferred_username") or "")
         home_account_id = f"{claims.get('oid')}.{claims.get('tid')}"
-        for account in result.get("account", {}), *cache.find(cache.CredentialType.ACCOUNT):
-            if account and account.get("home_account_id"):
+        for account in cache.search(cache.CredentialType.ACCOUNT):  # MSAL's own key for the account
+            if account.get("local_account_id") == claims.get("oid") and account.get("home_account_id"):
                 home_account_id = account["home_account_id"]
                 break
         for _ in range(3):

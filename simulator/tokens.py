@@ -52,6 +52,11 @@ class TokenRegistry:
             return None
         return grant
 
+    def issued(self) -> list[str]:
+        """Every access token handed out and still known (leak scans look for them in the app's data)."""
+        with self._lock:
+            return list(self._tokens)
+
     def revoke_where(self, *, client_id: str | None = None, user_id: str | None = None) -> int:
         """Invalidate access tokens (e.g. when a grant is revoked or a user disabled)."""
         with self._lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from simulator.directory import AUDIENCE_ORG_AND_PERSONAL, CONSUMERS_TENANT_ID
 from simulator.testing import RunningSimulator, http_session, sign_in
@@ -83,10 +83,14 @@ def follow_sign_in(api, simulator: RunningSimulator, start_url: str, account: st
     start = session.get(start_url, allow_redirects=False, timeout=30)
     assert start.status_code == 302, start.text
     params = sign_in(start.headers["Location"], account, ca_path=simulator.ca_path, consent=consent)
-    callback = api.session.get(f"{api.base}/api/oauth/callback?{urlencode(params)}", allow_redirects=False,
-                               timeout=30, headers={"x-functions-key": ""})
-    assert callback.status_code == 302, callback.text
+    callback = post_callback(api, params)
+    assert callback.status_code == 303, callback.text
     return callback.headers["Location"]
+
+
+def post_callback(api, params: dict[str, str]):
+    """What the browser does with Microsoft's form_post response: POST the fields to the redirect URI."""
+    return api.session.post(f"{api.base}/api/oauth/callback", data=params, allow_redirects=False, timeout=30)
 
 
 def connect(api, simulator: RunningSimulator, system: str, kind: str, subject: str, account: str) -> dict[str, str]:

@@ -1,0 +1,100 @@
+"""After a full run (integration saved, a user and a space connected, calendars chosen, a token sweep with
+refreshes, failures and alerts), no table row, log line or response holds a secret or token in clear."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from shared.runtime import build_services
+from shared.settings import Settings
+from tests.helpers import configure, connect, make_directory, new_system
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.lines.append(f"{record.name} {text}")
+
+
+@pytest.fixture
+def logs():
+    capture = Capture()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)  # stricter than production (Information): every library's debug output too
+    yield capture
+    root.removeHandler(capture)
+    root.setLevel(previous)
+
+
+def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs, storage_connection_string):
+    responses: list[str] = []
+    api.session.hooks["response"].append(
+        lambda r, *a, **k: responses.append(f"{r.status_code} {dict(r.headers)} {r.text}"))
+    tokens: set[str] = set()
+
+    def harvest() -> None:
+        tokens.update(simulator.sim.tokens.issued())
+        tokens.update(simulator.sim.identity.refresh_tokens)
+        tokens.update(simulator.sim.identity.codes)
+
+    d = make_directory(simulator, app.redirect_uri)
+    system = new_system()
+    configure(api, system, d, client_secret_expires_on="2030-01-01")
+    api.put(f"/api/systems/{system}/integration", json={"client_id": d.client_id, "account_type": "common",
+                                                        "client_secret": "wrong-secret-value-123"})
+    connect(api, simulator, system, "user", "u1", d.staff)
+    connect(api, simulator, system, "space", "s1", d.staff)
+    api.patch(f"/api/systems/{system}/connections/space/s1", json={"sync_resource": d.room})
+    calendar = api.get(f"/api/systems/{system}/connections/space/s1/calendars").json()["calendars"][0]
+    api.patch(f"/api/systems/{system}/connections/space/s1", json={"sync_calendar_id": calendar["id"]})
+    api.patch(f"/api/systems/{system}/connections/space/s1", json={"sync_resource": d.other_room})
+    harvest()
+
+    timed = build_services(Settings.from_env(os.environ), clock=simulator.sim.clock.now)
+    simulator.control.revoke_sessions(d.other_staff)  # nobody of ours: no effect
+    simulator.control.advance_clock(days=31)
+    timed.token_health.sweep()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and api.get(
+            f"/api/systems/{system}/connections/user/u1").json()["token_refreshed_at"] is None:
+        time.sleep(0.2)
+    time.sleep(2)  # let the queue worker finish both refreshes
+    harvest()
+    simulator.control.revoke_sessions(d.staff)
+    simulator.control.advance_clock(days=31)
+    timed.token_health.sweep()
+    time.sleep(3)
+    api.get(f"/api/systems/{system}/alerts")
+    api.get(f"/api/systems/{system}/integration")
+    api.delete(f"/api/systems/{system}/connections/user/u1")
+    harvest()
+
+    data_key = timed.secrets.get(timed.settings.data_key_secret_name).value
+    secrets = {"client secret": d.secret, "data key": data_key, "wrong secret": "wrong-secret-value-123"}
+    assert len(tokens) >= 6  # codes, access and refresh tokens of two connections and their rotations
+    needles = {**secrets, **{f"token {t[:12]}…": t for t in tokens}}
+
+    rows: list[str] = []
+    service = TableServiceClient.from_connection_string(storage_connection_string)
+    for table in service.list_tables():
+        if table.name.startswith(app.env["TABLE_PREFIX"]):
+            rows.extend(str(dict(e)) for e in service.get_table_client(table.name).list_entities())
+    assert len(rows) >= 5 and len(responses) >= 10 and len(logs.lines) >= 10
+
+    leaks = [f"{name} in {where}" for name, needle in needles.items()
+             for where, haystack in (("tables", rows), ("logs", logs.lines), ("responses", responses))
+             if any(needle in text for text in haystack)]
+    assert leaks == []

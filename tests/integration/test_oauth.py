@@ -1,0 +1,225 @@
+"""The authorization dance through the app's HTTP routes, Microsoft's simulated sign-in pages and the callback."""
+
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from simulator.directory import AUDIENCE_MULTI_ORG, AUDIENCE_MY_ORG
+from simulator.testing import http_session, sign_in
+from tests.helpers import (
+    RETURN_URL,
+    authorize,
+    configure,
+    connect,
+    follow_sign_in,
+    make_directory,
+    new_system,
+    post_callback,
+    query_of,
+)
+
+
+@pytest.fixture
+def directory(app, simulator):
+    return make_directory(simulator, app.redirect_uri)
+
+
+@pytest.fixture
+def system(api, directory):
+    system = new_system()
+    configure(api, system, directory)
+    return system
+
+
+def test_user_connects_and_the_connection_lists_calendars(api, simulator, directory, system):
+    outcome = connect(api, simulator, system, "user", "u42", directory.staff)
+    assert outcome == {"tab": "sync", "outcome": "connected", "kind": "user", "id": "u42"}
+    status = api.get(f"/api/systems/{system}/connections/user/u42").json()
+    assert status["status"] == "connected"
+    assert status["account"]["username"] == directory.staff
+    assert status["account"]["object_id"] == directory.staff_id
+    assert status["sync_resource"] == directory.staff
+    calendars = api.get(f"/api/systems/{system}/connections/user/u42/calendars")
+    assert calendars.status_code == 200, calendars.text
+    names = [c["name"] for c in calendars.json()["calendars"]]
+    assert "Calendar" in names
+
+
+def test_space_with_delegated_room_mailbox(api, simulator, directory, system):
+    connect(api, simulator, system, "space", "room101", directory.staff)
+    patched = api.patch(f"/api/systems/{system}/connections/space/room101",
+                        json={"sync_resource": directory.room, "two_way": True, "location": "main"})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["sync_resource"] == directory.room
+    calendars = api.get(f"/api/systems/{system}/connections/space/room101/calendars").json()
+    assert calendars["sync_resource"] == directory.room
+    room_calendar = calendars["calendars"][0]
+    assert room_calendar["owner"] == directory.room and room_calendar["can_edit"] is True
+    chosen = api.patch(f"/api/systems/{system}/connections/space/room101",
+                       json={"sync_calendar_id": room_calendar["id"]})
+    assert chosen.status_code == 200 and chosen.json()["sync_calendar_id"] == room_calendar["id"]
+
+
+def test_room_without_delegation_is_a_clear_403(api, simulator, directory, system):
+    connect(api, simulator, system, "space", "room202", directory.staff)
+    response = api.patch(f"/api/systems/{system}/connections/space/room202",
+                         json={"sync_resource": directory.other_room})
+    assert response.status_code == 403, response.text
+    error = response.json()["error"]
+    assert error["code"] == "no_mailbox_access"
+    assert "delegate" in error["message"]
+    # Nothing changed.
+    assert api.get(f"/api/systems/{system}/connections/space/room202").json()["sync_resource"] == directory.staff
+
+
+def test_consent_denied(api, simulator, directory, system):
+    landing = follow_sign_in(api, simulator, authorize(api, system, "user", "u1"), directory.staff, consent=False)
+    outcome = query_of(landing)
+    assert landing.startswith(RETURN_URL.split("?")[0])
+    assert outcome["outcome"] == "consent_denied"
+    assert api.get(f"/api/systems/{system}/connections/user/u1").status_code == 404
+
+
+@pytest.mark.parametrize("policy", ["65001", "90094"])
+def test_administrator_approval_required(api, simulator, app, policy):
+    d = make_directory(simulator, app.redirect_uri, admin_consent_required=policy)
+    system = new_system()
+    configure(api, system, d)
+    landing = follow_sign_in(api, simulator, authorize(api, system, "user", "u1"), d.staff)
+    outcome = query_of(landing)
+    assert outcome["outcome"] == "admin_approval_required"
+    assert outcome["microsoft_code"] == f"AADSTS{policy}"
+
+
+def test_personal_account_on_a_work_only_app_is_wrong_account_type(api, simulator, app):
+    d = make_directory(simulator, app.redirect_uri, audience=AUDIENCE_MULTI_ORG)
+    system = new_system()
+    configure(api, system, d, account_type="common", tenant_id=d.tenant_id)
+    landing = follow_sign_in(api, simulator, authorize(api, system, "user", "u1"), d.personal)
+    assert query_of(landing)["outcome"] == "wrong_account_type"
+
+
+def test_single_tenant_app_on_common_is_wrong_account_type_50194(api, simulator, app):
+    d = make_directory(simulator, app.redirect_uri, audience=AUDIENCE_MY_ORG)
+    system = new_system()
+    configure(api, system, d, account_type="common", tenant_id=d.tenant_id)  # the admin picked the wrong type
+    landing = follow_sign_in(api, simulator, authorize(api, system, "user", "u1"), d.staff)
+    outcome = query_of(landing)
+    assert outcome["outcome"] == "wrong_account_type"
+    assert outcome["microsoft_code"] == "AADSTS50194"
+
+
+def test_disabled_integration_refuses_to_start_and_to_finish(api, simulator, directory, system):
+    start = authorize(api, system, "user", "u1")
+    configure(api, system, directory, enabled=False)
+    landing = follow_sign_in(api, simulator, start, directory.staff)
+    assert query_of(landing)["outcome"] == "integration_disabled"
+    refused = api.post(f"/api/systems/{system}/connections/user/u2/authorize", json={"return_url": RETURN_URL})
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "integration_disabled"
+
+
+def test_container_space_is_refused(api, system):
+    response = api.post(f"/api/systems/{system}/connections/space/hall/authorize",
+                        json={"return_url": RETURN_URL, "space_type": "container_space_with_seats"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "space_cannot_sync"
+
+
+def test_return_url_on_a_foreign_origin_is_refused(api, system):
+    response = api.post(f"/api/systems/{system}/connections/user/u1/authorize",
+                        json={"return_url": "https://evil.example.com/steal"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "return_url_not_allowed"
+
+
+def test_authorize_needs_the_function_key(app, system):
+    response = app.client(key=None).post(f"/api/systems/{system}/connections/user/u1/authorize",
+                                         json={"return_url": RETURN_URL})
+    assert response.status_code == 401
+
+
+def test_unconfigured_system_cannot_authorize(api):
+    response = api.post(f"/api/systems/{new_system()}/connections/user/u1/authorize", json={"return_url": RETURN_URL})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "integration_not_configured"
+
+
+# --- attacks on the callback ----------------------------------------------------------------------------------
+
+
+def _signed_in_params(api, simulator, system, subject, account):
+    start = http_session(simulator.ca_path).get(authorize(api, system, "user", subject), allow_redirects=False)
+    return sign_in(start.headers["Location"], account, ca_path=simulator.ca_path)
+
+
+def _callback(api, params):
+    return post_callback(api, params)
+
+
+def test_query_string_responses_are_accepted_too(api, simulator, directory, system):
+    params = _signed_in_params(api, simulator, system, "u1", directory.staff)
+    response = api.session.get(f"{api.base}/api/oauth/callback?{urlencode(params)}", allow_redirects=False,
+                               timeout=30)
+    assert query_of(response.headers["Location"])["outcome"] == "connected"
+
+
+def test_forged_state_gets_a_page_not_a_redirect(api):
+    response = _callback(api, {"code": "whatever", "state": "forged-state"})
+    assert response.status_code == 400
+    assert "text/html" in response.headers["Content-Type"]
+    assert 'id="outcome">flow_invalid<' in response.text.replace("'", '"')
+    assert "Location" not in response.headers
+
+
+def test_replayed_state_works_once(api, simulator, directory, system):
+    params = _signed_in_params(api, simulator, system, "u1", directory.staff)
+    first = _callback(api, params)
+    assert query_of(first.headers["Location"])["outcome"] == "connected"
+    replay = _callback(api, params)
+    assert replay.status_code == 400 and "flow_invalid" in replay.text
+
+
+def test_expired_flow(api, simulator, directory, system, storage_connection_string, app):
+    params = _signed_in_params(api, simulator, system, "u1", directory.staff)
+    table = TableServiceClient.from_connection_string(storage_connection_string).get_table_client(
+        app.env["TABLE_PREFIX"] + "pendingflows")
+    for row in table.query_entities("system eq @s", parameters={"s": system}):
+        from datetime import UTC, datetime
+        row["expires_at"] = datetime(2020, 1, 1, tzinfo=UTC)
+        table.update_entity(row)
+    response = _callback(api, params)
+    assert query_of(response.headers["Location"])["outcome"] == "flow_expired"
+    assert api.get(f"/api/systems/{system}/connections/user/u1").status_code == 404
+
+
+def test_state_from_another_system_cannot_carry_its_code(api, simulator, app):
+    a, b = make_directory(simulator, app.redirect_uri), make_directory(simulator, app.redirect_uri)
+    system_a, system_b = new_system(), new_system()
+    configure(api, system_a, a)
+    configure(api, system_b, b)
+    params_a = _signed_in_params(api, simulator, system_a, "victim", a.staff)
+    params_b = _signed_in_params(api, simulator, system_b, "attacker", b.staff)
+    mixed = {"code": params_b["code"], "state": params_a["state"]}
+    response = _callback(api, mixed)
+    outcome = query_of(response.headers["Location"])
+    assert outcome["outcome"] == "authorization_failed"
+    assert api.get(f"/api/systems/{system_a}/connections/user/victim").status_code == 404
+    # B's own flow is untouched and still completes.
+    assert query_of(_callback(api, params_b).headers["Location"])["outcome"] == "connected"
+
+
+def test_callback_ignores_a_return_url_in_the_query(api, simulator, directory, system):
+    params = _signed_in_params(api, simulator, system, "u1", directory.staff)
+    params["return_url"] = "https://evil.example.com/"
+    response = _callback(api, params)
+    location = response.headers["Location"]
+    assert urlsplit(location).netloc == "booking.example.edu"
+    assert dict(parse_qsl(urlsplit(location).query))["outcome"] == "connected"
+
+
+def test_start_with_unknown_state_shows_a_page(app):
+    session = http_session("/dev/null")
+    response = session.get(f"{app.url}/api/oauth/start?state=nope", allow_redirects=False, timeout=10)
+    assert response.status_code == 400 and "flow_invalid" in response.text
