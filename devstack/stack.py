@@ -14,6 +14,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ from devstack.ports import DEFAULT_PORTS, HOST, is_listening, wait_listening
 from devstack.tls import LocalTls, create_local_tls
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _iso_from_epoch(seconds: float | None) -> str | None:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).isoformat() if seconds else None
 
 
 def load_local_settings(path: Path) -> dict[str, str]:
@@ -51,10 +58,15 @@ class LocalStack:
     function_key: str = ""
     master_key: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    demo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def app_url(self) -> str:
         return f"http://localhost:{self.ports['app']}"
+
+    @property
+    def demo_file(self) -> Path:
+        return self.state_dir / "demo-directory.json"
 
     @property
     def simulator_url(self) -> str:
@@ -97,13 +109,38 @@ class LocalStack:
         # The worker reads its settings from the environment, as in Azure.
         os.environ.update(self.env)
         self._start_app()
+        if self.with_simulator:
+            self._configure_demo()
+
+    def _configure_demo(self) -> None:
+        """Save the simulator's demo app registration as system `demo`, through the app's own API, so a person
+        can authorize straight away (the README shows the same request)."""
+        import requests
+
+        for _ in range(100):  # the simulator writes the file just before it starts listening
+            if self.demo_file.exists() and self.demo_file.stat().st_size:
+                break
+            time.sleep(0.05)
+        self.demo = json.loads(self.demo_file.read_text())
+        session = requests.Session()
+        session.trust_env = False
+        response = session.put(
+            f"{self.app_url}/api/systems/demo/integration", timeout=30,
+            headers={"x-functions-key": self.function_key},
+            json={"client_id": self.demo["client_id"], "client_secret": self.demo["client_secret"],
+                  "account_type": "common", "tenant_id": self.demo["tenant_id"], "enabled": True,
+                  "allowed_return_origins": [self.app_url],
+                  "client_secret_expires_on": _iso_from_epoch(self.demo["client_secret_expires_at"])})
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"configuring the demo system failed: {response.status_code} {response.text}")
 
     def _start_simulator(self) -> None:
         assert self.tls is not None
+        self.demo_file.unlink(missing_ok=True)
         log = (self.state_dir / "simulator.log").open("ab")
         self.simulator = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
             [sys.executable, "-m", "simulator", "--port", str(self.ports["simulator"]),
-             "--tls-dir", str(self.tls.ca_path.parent), "--seed-demo",
+             "--tls-dir", str(self.tls.ca_path.parent), "--seed-demo", "--seed-out", str(self.demo_file),
              "--redirect-uri", f"{self.app_url}/api/oauth/callback"],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -159,10 +196,21 @@ class LocalStack:
         if self.with_simulator:
             lines += [
                 f"  Microsoft (sim)   {self.simulator_url}   (sign-in, Graph /v1.0, control /_control)",
-                f"  Demo directory    {self.simulator_url}/_control/state   (log: .devstack/simulator.log)",
+                f"  Demo directory    {self.demo_file}   (simulator log: {self.state_dir / 'simulator.log'})",
             ]
-        lines += [f"  Local CA          {self.tls.ca_path if self.tls else '-'}", "",
-                  "  Functions:"]
+        lines += [f"  Local CA          {self.tls.ca_path if self.tls else '-'}"]
+        if self.demo:
+            staff = ", ".join(s["address"] for s in self.demo["staff"])
+            rooms = "; ".join(f"{d['room']} (delegated to {d['user']})" for d in self.demo["delegations"])
+            personal = ", ".join(p["address"] for p in self.demo["personal_accounts"])
+            lines += [
+                "",
+                "  Demo system 'demo' is configured with the simulator's app registration "
+                f"(client ID {self.demo['client_id']}).",
+                f"  Sign in as staff {staff}, or the personal account {personal}.",
+                f"  Room mailbox: {rooms}.",
+            ]
+        lines += ["", "  Functions:"]
         for fn in self.host.describe() if self.host else []:
             if fn["trigger"] == "http":
                 what = f"{','.join(fn['methods'])} {fn['route']} [{fn['auth_level']}]"

@@ -52,6 +52,19 @@ def oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
     return page(result.outcome, result.message, 200 if result.outcome == "connected" else 400)
 
 
+@bp.route(route="oauth/result", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def oauth_result(req: func.HttpRequest) -> func.HttpResponse:
+    """A plain landing page for integrators without one of their own (and the local demo): it shows the
+    outcome the callback sent, for known outcome codes only."""
+    from shared.oauth import OUTCOME_MESSAGES
+
+    outcome = req.params.get("outcome", "")
+    if outcome not in OUTCOME_MESSAGES:
+        return page("unknown", "No authorization outcome to show.", 400)
+    return page(outcome, OUTCOME_MESSAGES[outcome], 200 if outcome == "connected" else 400)
+
+
 def redirect(location: str, status: int = 302) -> func.HttpResponse:
     return func.HttpResponse(status_code=status, headers={**PAGE_HEADERS, "Location": location})
 

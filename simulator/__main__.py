@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-dir", type=Path, default=Path(".devstack/tls"))
     parser.add_argument("--seed-demo", action="store_true", help="create the demo tenant, accounts and app")
     parser.add_argument("--redirect-uri", help="the app's OAuth callback URL (required with --seed-demo)")
+    parser.add_argument("--seed-out", type=Path,
+                        help="with --seed-demo: write the demo directory (client secret included) to this file, "
+                             "readable by the owner only, instead of printing it")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if args.seed_demo and not args.redirect_uri:
@@ -55,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Simulator listening on {running.url}", flush=True)
     print(f"CA certificate: {running.ca_path.resolve()}", flush=True)
     print(f"Authority (common): {running.authority('common')}", flush=True)
-    if seeded is not None:
+    if seeded is not None and args.seed_out:
+        args.seed_out.touch(mode=0o600)
+        args.seed_out.write_text(json.dumps(seeded, indent=2))
+        print(f"Demo directory written to {args.seed_out}", flush=True)
+    elif seeded is not None:
         print("Demo directory:", json.dumps(seeded, indent=2), sep="\n", flush=True)
     while not stop.wait(0.5):
         pass
