@@ -10,3 +10,8 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 for JSON answers; None stays None."""
+    return value.isoformat() if value else None

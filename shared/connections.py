@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from shared import validation
 from shared.alerts import CREDENTIALS_INVALID, REAUTHORIZATION_REQUIRED, AlertService
-from shared.clock import Clock, utcnow
+from shared.clock import Clock, iso, utcnow
 from shared.errors import ConcurrencyConflict, DomainError, NotFound, ValidationFailed
 from shared.graph.client import GraphClient, GraphError, Mailbox, TokenSource
 from shared.identity import CredentialsInvalid
@@ -252,11 +252,11 @@ def to_json(connection: Connection, integration_enabled: bool) -> dict[str, Any]
                     "object_id": connection.account_oid, "tenant_id": connection.account_tenant},
         "sync_resource": connection.mailbox,
         "sync_calendar_id": connection.sync_calendar_id,
-        "authorized_at": _iso(connection.authorized_at),
-        "token_refreshed_at": _iso(connection.token_refreshed_at),
+        "authorized_at": iso(connection.authorized_at),
+        "token_refreshed_at": iso(connection.token_refreshed_at),
         "last_error": None if connection.last_error_code is None and connection.last_error_message is None else {
             "microsoft_code": connection.last_error_code, "message": connection.last_error_message,
-            "at": _iso(connection.last_error_at)},
+            "at": iso(connection.last_error_at)},
     }
     if connection.kind == "user":
         data["freebusy_calendar_id"] = connection.freebusy_calendar_id
@@ -267,6 +267,3 @@ def to_json(connection: Connection, integration_enabled: bool) -> dict[str, Any]
         data["next_step"] = "choose a sync calendar (GET .../calendars, then PATCH sync_calendar_id)"
     return data
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

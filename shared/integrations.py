@@ -8,11 +8,10 @@ MSAL: responses show only whether one is set, a short hint and its expiry.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from typing import Any
 
 from shared import validation
-from shared.clock import Clock, utcnow
+from shared.clock import Clock, iso, utcnow
 from shared.errors import ConcurrencyConflict, Conflict, NotFound, ValidationFailed
 from shared.identity import IdentityPlatform
 from shared.models import ACCOUNT_TYPES, TITLE_MODES, Integration, LocationSettings
@@ -185,12 +184,12 @@ class IntegrationService:
             "credentials": {
                 "ok": integration.credentials_ok,
                 "microsoft_code": integration.credentials_error,
-                "checked_at": _iso(integration.credentials_checked_at),
+                "checked_at": iso(integration.credentials_checked_at),
             },
             "webhook_url": integration.webhook_url,
             "redirect_uri": self._settings.redirect_uri,
             "note": "A newly registered app can take a few minutes before Microsoft accepts its credentials.",
-            "updated_at": _iso(integration.updated_at),
+            "updated_at": iso(integration.updated_at),
         }
 
     # --- locations -----------------------------------------------------------------------------------------------
@@ -232,10 +231,7 @@ def location_json(row: LocationSettings) -> dict[str, Any]:
         "location": row.location,
         "title_mode": row.title_mode,
         "populate_creator": row.populate_creator,
-        "populate_creator_since": _iso(row.populate_creator_since),
-        "updated_at": _iso(row.updated_at),
+        "populate_creator_since": iso(row.populate_creator_since),
+        "updated_at": iso(row.updated_at),
     }
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

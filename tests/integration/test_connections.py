@@ -3,19 +3,7 @@
 import pytest
 from azure.data.tables import TableServiceClient
 
-from tests.helpers import configure, connect, make_directory, new_system
-
-
-@pytest.fixture
-def directory(app, simulator):
-    return make_directory(simulator, app.redirect_uri)
-
-
-@pytest.fixture
-def system(api, directory):
-    system = new_system()
-    configure(api, system, directory)
-    return system
+from tests.helpers import connect
 
 
 def test_user_chooses_sync_and_freebusy_calendars(api, simulator, directory, system):

@@ -6,11 +6,6 @@ from simulator.directory import AUDIENCE_MY_ORG
 from tests.helpers import RETURN_ORIGIN, configure, integration_body, make_directory, new_system
 
 
-@pytest.fixture
-def directory(app, simulator):
-    return make_directory(simulator, app.redirect_uri)
-
-
 def test_unconfigured_system_shows_the_redirect_uri_to_register(api, app):
     system = new_system()
     response = api.get(f"/api/systems/{system}/integration")

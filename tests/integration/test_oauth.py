@@ -20,18 +20,6 @@ from tests.helpers import (
 )
 
 
-@pytest.fixture
-def directory(app, simulator):
-    return make_directory(simulator, app.redirect_uri)
-
-
-@pytest.fixture
-def system(api, directory):
-    system = new_system()
-    configure(api, system, directory)
-    return system
-
-
 def test_user_connects_and_the_connection_lists_calendars(api, simulator, directory, system):
     outcome = connect(api, simulator, system, "user", "u42", directory.staff)
     assert outcome == {"tab": "sync", "outcome": "connected", "kind": "user", "id": "u42"}

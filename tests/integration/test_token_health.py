@@ -14,18 +14,6 @@ from tests.helpers import configure, connect, make_directory, new_system
 
 
 @pytest.fixture
-def directory(app, simulator):
-    return make_directory(simulator, app.redirect_uri)
-
-
-@pytest.fixture
-def system(api, directory):
-    system = new_system()
-    configure(api, system, directory)
-    return system
-
-
-@pytest.fixture
 def timed(app, simulator):
     """The app's services running on the simulator's clock (same tables, queue, vault and Microsoft)."""
     return build_services(Settings.from_env(os.environ), clock=simulator.sim.clock.now)
