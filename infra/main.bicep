@@ -52,6 +52,14 @@ param secretExpiryWarnDays string = '30,7'
 @minValue(1)
 param alertResolvedRetentionDays int = 14
 
+@description('Graph batch requests in flight at once per instance, across mailboxes (GRAPH_GLOBAL_CONCURRENCY); each mailbox has at most one.')
+@minValue(1)
+@maxValue(256)
+param graphGlobalConcurrency int = 16
+
+@description('NCRONTAB schedule (six fields, UTC) of the export retry drain (EXPORT_RETRY_SCHEDULE).')
+param exportRetrySchedule string = '0 */5 * * * *'
+
 @description('Replication of the storage account.')
 @allowed([
   'Standard_LRS'
@@ -88,12 +96,18 @@ var tableNames = [
   'pendingflows'
   'refreshdue'
   'alerts'
+  'items'
+  'syncrecords'
+  'exportretries'
+  'exportjobs'
+  'exportchunks'
 ]
 
 // Every queue the app uses: queue-triggered functions and *_QUEUE constants under shared/; each also gets
 // <queue>-poison for the messages the Functions host gives up on (host.json maxDequeueCount).
 var queueNames = [
   'token-refresh'
+  'export-work'
 ]
 
 // ---- Names ----
@@ -210,6 +224,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TOKEN_SWEEP_SCHEDULE: tokenSweepSchedule
     SECRET_EXPIRY_WARN_DAYS: secretExpiryWarnDays
     ALERT_RESOLVED_RETENTION_DAYS: string(alertResolvedRetentionDays)
+    GRAPH_GLOBAL_CONCURRENCY: string(graphGlobalConcurrency)
+    EXPORT_RETRY_SCHEDULE: exportRetrySchedule
   }
   dependsOn: [
     functionApp

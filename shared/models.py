@@ -207,3 +207,129 @@ class Alert(Row):
     @property
     def open(self) -> bool:
         return self.resolved_at is None
+
+
+def connection_partition(system: str, kind: str, subject_id: str) -> str:
+    return f"{system}|{kind}|{subject_id}"
+
+
+@dataclass(kw_only=True)
+class Item(Row):
+    """A booking (space) or shift (user) as the host last sent it: what its events must say."""
+
+    system: str
+    kind: str
+    subject_id: str
+    item_id: str
+    title: str = ""
+    patron_first_name: str = ""
+    patron_last_name: str = ""
+    patron_email: str = ""
+    public_nickname: str = ""
+    nicknames_enabled: bool = True
+    location: str | None = None  # the host's location ID (title mode), spaces only
+    location_text: str = ""
+    notes: str = ""
+    occurrences: list[dict[str, str]] = field(default_factory=list)  # [{key, start, end, time_zone}]
+    updated_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return connection_partition(self.system, self.kind, self.subject_id)
+
+    def row_key(self) -> str:
+        return self.item_id
+
+
+# Sync record states
+SYNCED = "synced"
+PENDING = "pending"  # not yet confirmed in Outlook (in flight, or waiting in the retry table)
+FAILED = "failed"  # Microsoft refused it for good, or retries ran out
+
+
+@dataclass(kw_only=True)
+class SyncRecord(Row):
+    """One occurrence's Outlook event: its sync ID and what was last written to it."""
+
+    system: str
+    kind: str
+    subject_id: str
+    item_id: str
+    occurrence_key: str
+    event_id: str | None = None  # the sync ID
+    generation: int = 0  # bumped when the event must be created anew (deleted in Outlook)
+    content_hash: str = ""
+    state: str = PENDING
+    start_utc: datetime | None = None
+    end_utc: datetime | None = None
+    attempts: int = 0
+    last_error_code: str | None = None
+    last_error_message: str | None = None
+    synced_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return connection_partition(self.system, self.kind, self.subject_id)
+
+    def row_key(self) -> str:
+        return f"{self.item_id}|{self.occurrence_key}"
+
+
+@dataclass(kw_only=True)
+class RetryEntry(Row):
+    """An occurrence whose last write failed for a reason that may pass; the retry timer drains these."""
+
+    system: str
+    kind: str
+    subject_id: str
+    item_id: str
+    occurrence_key: str
+    next_attempt_at: datetime
+    attempts: int = 1
+    last_error_code: str | None = None
+
+    def partition_key(self) -> str:
+        return "retry"
+
+    def row_key(self) -> str:
+        return f"{connection_partition(self.system, self.kind, self.subject_id)}|{self.item_id}|{self.occurrence_key}"
+
+
+@dataclass(kw_only=True)
+class ExportJob(Row):
+    system: str
+    kind: str
+    subject_id: str
+    job_id: str
+    mode: str
+    total: int
+    chunks: int
+    state: str = "queued"
+    created_at: datetime
+    completed_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return connection_partition(self.system, self.kind, self.subject_id)
+
+    def row_key(self) -> str:
+        return self.job_id
+
+
+@dataclass(kw_only=True)
+class ExportChunk(Row):
+    """One queue message's worth of a job. Progress is kept per chunk, so workers never contend on one row."""
+
+    job_id: str
+    index: int
+    item_ids: list[str] = field(default_factory=list)
+    occurrences: int = 0
+    done: int = 0
+    failed: int = 0
+    retrying: int = 0  # handed to the retry table (Graph kept failing for now)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    state: str = "pending"
+    updated_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return self.job_id
+
+    def row_key(self) -> str:
+        return f"{self.index:06d}"

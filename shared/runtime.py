@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from shared.alerts import AlertService
     from shared.connections import ConnectionService
     from shared.crypto import Cipher
+    from shared.export.service import ExportService
+    from shared.freebusy import FreeBusyService
     from shared.health import HealthService
     from shared.integrations import IntegrationService
     from shared.oauth import OAuthService
@@ -44,6 +46,8 @@ class Services:
     connections: ConnectionService
     alerts: AlertService
     token_health: TokenHealthService
+    export: ExportService
+    freebusy: FreeBusyService
 
 
 def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
@@ -51,6 +55,10 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     from shared.alerts import AlertService
     from shared.connections import ConnectionAccess, ConnectionService
     from shared.crypto import Cipher, DataKeyring
+    from shared.export.engine import SyncEngine
+    from shared.export.service import ExportService
+    from shared.freebusy import FreeBusyService
+    from shared.graph.batch import BatchExecutor
     from shared.graph.client import GraphClient
     from shared.health import HealthService, storage_check
     from shared.identity import IdentityPlatform, http_session
@@ -78,6 +86,9 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
                           refresh_idle_days=settings.token_refresh_idle_days, clock=clock)
     access = ConnectionAccess(repos.connections, integrations, tokens, alerts, clock)
     graph = GraphClient(settings.graph_base_url, session)
+    engine = SyncEngine(repos.sync_records, repos.retries,
+                        BatchExecutor(graph, global_limit=settings.graph_global_concurrency), clock)
+    export = ExportService(repos, access, integrations, engine, queues, alerts, clock)
     return Services(
         settings=settings,
         tables=tables,
@@ -89,10 +100,13 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
         integrations=integrations,
         oauth=OAuthService(repos.flows, repos.connections, integrations, tokens, alerts, identity, cipher, settings,
                            clock),
-        connections=ConnectionService(repos.connections, access, integrations, tokens, graph, clock),
+        connections=ConnectionService(repos.connections, access, integrations, tokens, graph, clock,
+                                      event_remover=export.remove_events),
         alerts=alerts,
         token_health=TokenHealthService(repos.refresh_schedule, repos.connections, repos.integrations, integrations,
                                         tokens, access, identity, alerts, queues, settings, clock),
+        export=export,
+        freebusy=FreeBusyService(access, graph),
     )
 
 

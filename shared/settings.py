@@ -48,6 +48,9 @@ class Settings:
     secret_expiry_warn_days: tuple[int, ...] = (30, 7)
     alert_resolved_retention_days: int = 14
 
+    # Export: Graph batches in flight at once across all mailboxes in one instance (each mailbox has one).
+    graph_global_concurrency: int = 16
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
         env = os.environ if env is None else env
@@ -79,6 +82,7 @@ class Settings:
                 if part.strip()),
             "alert_resolved_retention_days": _int(get("ALERT_RESOLVED_RETENTION_DAYS", "14"),
                                                   "ALERT_RESOLVED_RETENTION_DAYS"),
+            "graph_global_concurrency": _int(get("GRAPH_GLOBAL_CONCURRENCY", "16"), "GRAPH_GLOBAL_CONCURRENCY"),
         }
         values.update(explicit)
         settings = cls(**values)
@@ -97,6 +101,8 @@ class Settings:
             raise ConfigurationError("setting oauth_flow_ttl_seconds must be between 60 and 3600")
         if not 1 <= self.token_refresh_idle_days <= 80:
             raise ConfigurationError("setting token_refresh_idle_days must be 1-80 (idle tokens expire at 90)")
+        if not 1 <= self.graph_global_concurrency <= 256:
+            raise ConfigurationError("setting graph_global_concurrency must be 1-256")
         if self.table_prefix and not (self.table_prefix.isalnum() and self.table_prefix[0].isalpha()):
             raise ConfigurationError("setting table_prefix must be letters and digits, starting with a letter")
 

@@ -49,6 +49,9 @@ class QueueOptions:
     new_batch_threshold: int = 8
     max_dequeue_count: int = 5
     base64: bool = True
+    # How long a received message stays hidden, renewed while its function runs (the real host: 10 minutes).
+    # A crashed host's messages come back after it; tests shorten it with DEVSTACK_QUEUE_LEASE_SECONDS.
+    lease_seconds: float = 600.0
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> QueueOptions:

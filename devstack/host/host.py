@@ -7,6 +7,7 @@ unset `%SETTING%` or unsupported binding fails construction instead of surfacing
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
@@ -50,6 +51,10 @@ class LocalFunctionsHost:
         if not function_key or not master_key:
             raise ValueError("function_key and master_key must be non-empty")
         self._config = HostConfig.from_host_json(host_json)
+        lease = env.get("DEVSTACK_QUEUE_LEASE_SECONDS")
+        if lease:
+            self._config = dataclasses.replace(
+                self._config, queues=dataclasses.replace(self._config.queues, lease_seconds=float(lease)))
         self._connection_string = storage_connection_string
         self._specs = load_functions(app)
         self._by_name = {spec.name.lower(): spec for spec in self._specs}

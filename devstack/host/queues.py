@@ -27,9 +27,6 @@ from devstack.host.config import QueueOptions
 from devstack.host.invoke import FunctionFailed
 
 logger = logging.getLogger("devstack.host")
-# How long a received message stays hidden while its function runs. The real host holds a 10-minute lease and
-# renews it; the local host does not renew, so a run longer than this may see its message delivered twice.
-LEASE_SECONDS = 600
 MIN_POLL_SECONDS = 0.1
 
 Run = Callable[[FunctionSpec, FunctionQueueMessage, str], object]
@@ -132,7 +129,7 @@ class QueueListener:
 
     def _receive(self) -> list[StorageQueueMessage]:
         pages = self._client.receive_messages(messages_per_page=self._options.batch_size,
-                                              visibility_timeout=LEASE_SECONDS).by_page()
+                                              visibility_timeout=round(self._options.lease_seconds)).by_page()
         return list(next(pages, []))
 
     def _process(self, message: StorageQueueMessage) -> None:
@@ -151,7 +148,13 @@ class QueueListener:
         if count > limit:  # failed earlier without being settled (host stopped mid-run): do not run it again
             self._to_poison(message)
             return
-        if self._invoke(message, count):
+        lease = _Lease(self._client, message, self._options.lease_seconds)
+        try:
+            succeeded = self._invoke(message, count)
+        finally:
+            lease.stop()
+        message.pop_receipt = lease.pop_receipt
+        if succeeded:
             self._client.delete_message(message.id, message.pop_receipt)
         elif count >= limit:
             self._to_poison(message)
@@ -183,3 +186,30 @@ class QueueListener:
         ensure_queue(self._poison)
         self._poison.send_message(message.content)
         self._client.delete_message(message.id, message.pop_receipt)
+
+
+class _Lease:
+    """Keeps a message hidden while its function runs, as the real host does: the visibility is extended every
+    half lease, and the newest pop receipt is the one that can delete the message."""
+
+    def __init__(self, client: QueueClient, message: StorageQueueMessage, seconds: float) -> None:
+        self._client = client
+        self._id = message.id
+        self.pop_receipt = message.pop_receipt
+        self._seconds = max(1, round(seconds))
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"devstack-lease-{message.id[:8]}", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._done.wait(self._seconds / 2):
+            try:
+                receipt = self._client.update_message(self._id, self.pop_receipt, visibility_timeout=self._seconds)
+            except Exception as exc:  # noqa: BLE001 - a lost lease only risks a second delivery
+                logger.warning("Queue lease renewal failed (%s)", type(exc).__name__)
+                return
+            self.pop_receipt = receipt.pop_receipt
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)

@@ -61,6 +61,21 @@ class GraphClient:
         self._timeout = timeout
         self._sleep = sleep
 
+    @property
+    def base_url(self) -> str:
+        """The Graph version root (e.g. https://graph.microsoft.com/v1.0), for callers that build their own
+        requests such as `$batch`."""
+        return self._base
+
+    @property
+    def session(self) -> requests.Session:
+        """The shared session, so other callers reuse its connection pool and TLS settings."""
+        return self._session
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
     def request(
         self, token: TokenSource, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,

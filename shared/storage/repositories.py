@@ -11,10 +11,15 @@ from azure.data.tables import TableServiceClient
 from shared.models import (
     Alert,
     Connection,
+    ExportChunk,
+    ExportJob,
     Integration,
+    Item,
     LocationSettings,
     PendingFlow,
     RefreshDue,
+    RetryEntry,
+    SyncRecord,
     TokenCache,
     due_row_key,
 )
@@ -77,6 +82,51 @@ class Alerts(TableRepository[Alert]):
     row_type = Alert
 
 
+class Items(TableRepository[Item]):
+    table = "items"
+    row_type = Item
+
+
+class SyncRecords(TableRepository[SyncRecord]):
+    table = "syncrecords"
+    row_type = SyncRecord
+
+    def of_item(self, partition: str, item_id: str) -> list[SyncRecord]:
+        """An item's records: a row-key range scan within the connection's partition."""
+        return list(self.query("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                               parameters={"pk": partition, "lo": f"{item_id}|", "hi": f"{item_id}}}"}))
+
+
+    def of_items(self, partition: str, item_ids: list[str]) -> list[SyncRecord]:
+        """Records of several items: one range query over the span of their IDs (chunks hold neighbouring IDs),
+        or one query per item when they are few."""
+        if len(item_ids) <= 8:
+            return [r for item_id in item_ids for r in self.of_item(partition, item_id)]
+        wanted = set(item_ids)
+        lo, hi = min(item_ids), max(item_ids)
+        rows = self.query("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                          parameters={"pk": partition, "lo": f"{lo}|", "hi": f"{hi}}}"}, page_size=1000)
+        return [r for r in rows if r.item_id in wanted]
+
+
+class Retries(TableRepository[RetryEntry]):
+    table = "exportretries"
+    row_type = RetryEntry
+
+    def due(self, now: datetime) -> Iterator[RetryEntry]:
+        return self.query("PartitionKey eq 'retry' and next_attempt_at le @now", parameters={"now": now})
+
+
+class ExportJobs(TableRepository[ExportJob]):
+    table = "exportjobs"
+    row_type = ExportJob
+
+
+class ExportChunks(TableRepository[ExportChunk]):
+    table = "exportchunks"
+    row_type = ExportChunk
+
+
 @dataclass
 class Repositories:
     integrations: Integrations
@@ -86,6 +136,11 @@ class Repositories:
     flows: PendingFlows
     refresh_schedule: RefreshSchedule
     alerts: Alerts
+    items: Items
+    sync_records: SyncRecords
+    retries: Retries
+    export_jobs: ExportJobs
+    export_chunks: ExportChunks
 
     @classmethod
     def build(cls, service: TableServiceClient, prefix: str = "") -> Repositories:
@@ -97,6 +152,11 @@ class Repositories:
             flows=PendingFlows(service, prefix),
             refresh_schedule=RefreshSchedule(service, prefix),
             alerts=Alerts(service, prefix),
+            items=Items(service, prefix),
+            sync_records=SyncRecords(service, prefix),
+            retries=Retries(service, prefix),
+            export_jobs=ExportJobs(service, prefix),
+            export_chunks=ExportChunks(service, prefix),
         )
 
     def ensure_tables(self) -> None:

@@ -1,0 +1,105 @@
+"""What an occurrence's Outlook event says, and the identifiers that make writing it safe to repeat.
+
+Pure functions: no I/O, so titles, time zones and markers are unit-tested directly.
+
+- Titles follow the seeds: spaces by their location's mode (patron name; patron name and email; public
+  nickname, and no title when nicknames are off or none was given); shifts by the item's title.
+- Times go out as local wall-clock time plus the IANA zone, so Outlook keeps 09:00 at 09:00 across DST.
+- Every event carries a marker (a single-value extended property) naming the system, subject, item and
+  occurrence: the pull side tells the product's own events from bookings made in Outlook by it.
+- `transactionId` is derived from the occurrence and its generation: a create retried after a timeout returns
+  the event the first attempt made instead of a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shared.models import Item
+
+# Our own property set; the marker's ID must never change once events carry it.
+MARKER_PROPERTY_SET = "6f1f4e0a-8c4b-4b7e-9d55-3c1b1a2e7d10"
+MARKER_ID = f"String {{{MARKER_PROPERTY_SET}}} Name OutlookCalendarSyncMarker"
+MARKER_VERSION = "v1"
+_TXN_NAMESPACE = uuid.UUID("0b7f3b8e-5e64-4a1e-a1a3-5a8f0d6f2c41")
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    key: str
+    start: datetime  # local wall-clock time, naive
+    end: datetime
+    time_zone: str
+
+    @property
+    def start_utc(self) -> datetime:
+        return self.start.replace(tzinfo=ZoneInfo(self.time_zone)).astimezone(UTC)
+
+    @property
+    def end_utc(self) -> datetime:
+        return self.end.replace(tzinfo=ZoneInfo(self.time_zone)).astimezone(UTC)
+
+    def to_json(self) -> dict[str, str]:
+        return {"key": self.key, "start": self.start.isoformat(), "end": self.end.isoformat(),
+                "time_zone": self.time_zone}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Occurrence:
+        return cls(data["key"], datetime.fromisoformat(data["start"]), datetime.fromisoformat(data["end"]),
+                   data["time_zone"])
+
+
+def title(item: Item, title_mode: str) -> str:
+    if item.kind == "user":
+        return item.title
+    name = " ".join(p for p in (item.patron_first_name, item.patron_last_name) if p)
+    if title_mode == "patron_name":
+        return name
+    if title_mode == "patron_name_email":
+        if name and item.patron_email:
+            return f"{name} ({item.patron_email})"
+        return name or item.patron_email
+    # public_nickname: the nickname when the category has nicknames on and one was given; otherwise no title
+    return item.public_nickname if item.nicknames_enabled and item.public_nickname else ""
+
+
+def marker(item: Item, occurrence_key: str) -> str:
+    return ";".join((MARKER_VERSION, item.system, item.kind, item.subject_id, item.item_id, occurrence_key))
+
+
+def parse_marker(value: str) -> dict[str, str] | None:
+    """The parts of one of our markers, or None for anything else (the pull side's test for "ours")."""
+    parts = value.split(";")
+    if len(parts) != 6 or parts[0] != MARKER_VERSION:
+        return None
+    return dict(zip(("system", "kind", "subject_id", "item_id", "occurrence_key"), parts[1:], strict=True))
+
+
+def transaction_id(item: Item, occurrence_key: str, generation: int) -> str:
+    """Deterministic per occurrence and generation: retries reuse it; a re-creation gets a new one."""
+    return str(uuid.uuid5(_TXN_NAMESPACE, f"{marker(item, occurrence_key)};{generation}"))
+
+
+def event_body(item: Item, occurrence: Occurrence, title_mode: str) -> dict[str, Any]:
+    """The event as Graph takes it on create and update (transactionId is added on create only)."""
+    return {
+        "subject": title(item, title_mode),
+        "start": {"dateTime": occurrence.start.isoformat(timespec="seconds"), "timeZone": occurrence.time_zone},
+        "end": {"dateTime": occurrence.end.isoformat(timespec="seconds"), "timeZone": occurrence.time_zone},
+        "body": {"contentType": "text", "content": item.notes},
+        "location": {"displayName": item.location_text},
+        "showAs": "busy",
+        "isReminderOn": False,
+        "singleValueExtendedProperties": [{"id": MARKER_ID, "value": marker(item, occurrence.key)}],
+    }
+
+
+def content_hash(body: dict[str, Any]) -> str:
+    """Fingerprint of what was written: an unchanged occurrence is not written again."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]

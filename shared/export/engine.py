@@ -1,0 +1,288 @@
+"""Writing items' occurrences to one mailbox: decide what each occurrence needs, send it in batches, record the
+outcome. Safe to run again at any point (after a crash, a timeout, a redelivered queue message):
+
+- before a create is sent, its record is saved with the generation that fixes its `transactionId`, so a create
+  repeated after a lost answer returns the event the first one made;
+- an update that finds the event deleted in Outlook creates it anew (generation + 1): the host says it exists;
+- a create refused with ErrorDuplicateTransactionId (the first attempt landed with older content) looks that
+  event up by its transactionId and updates it;
+- deletes of events already gone count as done;
+- failures that may pass go to the retry table; those that cannot are recorded as failed with Microsoft's code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from shared.clock import Clock, utcnow
+from shared.export.content import Occurrence, content_hash, event_body, transaction_id
+from shared.graph.batch import BatchExecutor, GraphRequest, GraphResult
+from shared.graph.client import TokenSource
+from shared.models import FAILED, PENDING, SYNCED, Item, RetryEntry, SyncRecord
+from shared.storage.repositories import Retries, SyncRecords
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = {0, 408, 409, 412, 429, 500, 502, 503, 504}
+RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
+                timedelta(hours=4))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A connection's mailbox and calendar, and how to get its tokens."""
+
+    token: TokenSource
+    mailbox: str  # address, the per-mailbox throttling key
+    own_mailbox: bool
+    calendar_id: str | None
+
+    @property
+    def root(self) -> str:
+        return "/me" if self.own_mailbox else f"/users/{quote(self.mailbox, safe='@')}"
+
+    def create_url(self) -> str:
+        if self.calendar_id:
+            return f"{self.root}/calendars/{quote(self.calendar_id, safe='')}/events"
+        return f"{self.root}/calendar/events"
+
+    def event_url(self, event_id: str) -> str:
+        return f"{self.root}/events/{quote(event_id, safe='')}"
+
+
+@dataclass
+class Outcome:
+    item_id: str
+    occurrence_key: str
+    state: str  # synced, pending, failed, deleted, unchanged
+    event_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    exhausted: bool = False  # retries ran out just now
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"key": self.occurrence_key, "sync_id": self.event_id, "state": self.state}
+        if self.error_code:
+            data["error"] = {"microsoft_code": self.error_code, "message": self.error_message}
+        return data
+
+
+@dataclass
+class _Op:
+    kind: str  # create, update, delete, lookup
+    record: SyncRecord
+    body: dict[str, Any] | None = None
+    hash: str = ""
+    occurrence: Occurrence | None = None
+    had_retry: bool = False  # the record may have a retry entry to clear
+
+    def __post_init__(self) -> None:
+        self.had_retry = self.had_retry or self.record.attempts > 0
+
+
+@dataclass
+class Desired:
+    """An item and the title mode its space's location asks for."""
+
+    item: Item
+    title_mode: str = "patron_name"
+
+
+class SyncEngine:
+    def __init__(self, records: SyncRecords, retries: Retries, executor: BatchExecutor, clock: Clock = utcnow,
+                 *, max_attempts: int = len(RETRY_DELAYS)) -> None:
+        self._records = records
+        self._retries = retries
+        self._executor = executor
+        self._clock = clock
+        self._max_attempts = max_attempts
+
+    # --- planning ----------------------------------------------------------------------------------------------
+
+    def push(self, target: Target, wanted: Sequence[Desired], *, mode: str = "upsert",
+             asserted_since: datetime | None = None, only: set[tuple[str, str]] | None = None) -> list[Outcome]:
+        """Make Outlook match `wanted`. Modes: "upsert" writes what changed; "missing" only creates what was never
+        exported; "all" re-asserts every event (updates in place, recreates those deleted in Outlook), skipping
+        those already asserted since `asserted_since` (a redelivered job chunk). Only "upsert" (the item API, whose
+        occurrence list is complete) deletes events of occurrences the item no longer has; bulk exports carry
+        future occurrences only. `only` limits the work to some occurrences (the retry drain)."""
+        ops: list[_Op] = []
+        outcomes: list[Outcome] = []
+        loaded: dict[str, dict[str, SyncRecord]] = {}
+        if wanted:
+            partition = wanted[0].item.partition_key()
+            for record in self._records.of_items(partition, [w.item.item_id for w in wanted]):
+                loaded.setdefault(record.item_id, {})[record.occurrence_key] = record
+        for want in wanted:
+            item = want.item
+            existing = loaded.get(item.item_id, {})
+            for raw in item.occurrences:
+                occurrence = Occurrence.from_json(raw)
+                if only is not None and (item.item_id, occurrence.key) not in only:
+                    continue
+                body = event_body(item, occurrence, want.title_mode)
+                digest = content_hash(body)
+                record = existing.pop(occurrence.key, None)
+                op = self._plan(item, occurrence, record, body, digest, mode, asserted_since)
+                if op is None:
+                    assert record is not None
+                    outcomes.append(Outcome(item.item_id, occurrence.key, "unchanged", record.event_id))
+                else:
+                    ops.append(op)
+            if mode == "upsert":
+                for record in existing.values():  # occurrences the host removed
+                    if only is None or (item.item_id, record.occurrence_key) in only:
+                        ops.append(_Op("delete", record))
+        return outcomes + self._execute(target, ops)
+
+    def remove(self, target: Target, records: Sequence[SyncRecord]) -> list[Outcome]:
+        """Delete the events of these records (a cancelled item, a removed authorization)."""
+        return self._execute(target, [_Op("delete", r) for r in records])
+
+    def _plan(self, item: Item, occurrence: Occurrence, record: SyncRecord | None, body: dict[str, Any],
+              digest: str, mode: str, asserted_since: datetime | None) -> _Op | None:
+        if record is None:
+            record = SyncRecord(system=item.system, kind=item.kind, subject_id=item.subject_id,
+                                item_id=item.item_id, occurrence_key=occurrence.key)
+        record.start_utc, record.end_utc = occurrence.start_utc, occurrence.end_utc
+        if not record.event_id:
+            return _Op("create", record, body, digest, occurrence)
+        if mode == "missing":
+            return None
+        if mode == "upsert" and record.state == SYNCED and record.content_hash == digest:
+            return None
+        if (mode == "all" and asserted_since is not None and record.state == SYNCED
+                and record.content_hash == digest and record.synced_at and record.synced_at >= asserted_since):
+            return None
+        return _Op("update", record, body, digest, occurrence)
+
+    # --- executing ---------------------------------------------------------------------------------------------
+
+    def _execute(self, target: Target, ops: list[_Op]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for op in ops:
+            if op.kind == "delete" and not op.record.event_id:  # never reached Outlook: nothing to delete there
+                op.record.state = "deleted"
+                outcomes.append(Outcome(op.record.item_id, op.record.occurrence_key, "deleted"))
+            elif op.kind == "create":
+                op.record.state = PENDING
+        # Creates are recorded before they are sent: the generation (hence the transactionId) is then fixed.
+        self._records.upsert_many(op.record for op in ops if op.kind == "create")
+        round_ops = [op for op in ops if op.record.state != "deleted"]
+        for _ in range(3):  # the first pass, then follow-ups (re-creates, transactionId look-ups, their updates)
+            if not round_ops:
+                break
+            results = self._executor.run(target.token, target.mailbox,
+                                         [self._request(target, str(i), op) for i, op in enumerate(round_ops)])
+            follow_ups: list[_Op] = []
+            for op, result in zip(round_ops, results, strict=True):
+                follow = self._apply(op, result, outcomes)
+                if follow is not None:
+                    follow_ups.append(follow)
+            if follow_ups and any(f.kind == "create" for f in follow_ups):
+                self._records.upsert_many(f.record for f in follow_ups if f.kind == "create")
+            round_ops = follow_ups
+        for op in round_ops:  # follow-ups that the rounds did not reach: leave them to the retry table
+            outcomes.append(self._transient(op, GraphResult("", 0, None, "FollowUpPending", 0)))
+        self._persist(ops, outcomes)
+        return outcomes
+
+    def _request(self, target: Target, request_id: str, op: _Op) -> GraphRequest:
+        record = op.record
+        if op.kind == "create":
+            assert op.body is not None
+            body = {**op.body, "transactionId": transaction_id(_item_of(record), record.occurrence_key,
+                                                               record.generation)}
+            return GraphRequest(request_id, "POST", target.create_url(), body)
+        if op.kind == "update":
+            return GraphRequest(request_id, "PATCH", target.event_url(record.event_id or ""), op.body)
+        if op.kind == "lookup":
+            txn = transaction_id(_item_of(record), record.occurrence_key, record.generation)
+            return GraphRequest(request_id, "GET",
+                                f"{target.root}/events?$filter=transactionId eq '{txn}'&$select=id")
+        return GraphRequest(request_id, "DELETE", target.event_url(record.event_id or ""))
+
+    def _apply(self, op: _Op, result: GraphResult, outcomes: list[Outcome]) -> _Op | None:
+        record, status = op.record, result.status
+        now = self._clock()
+        if op.kind == "delete" and (200 <= status < 300 or result.gone):
+            record.state = "deleted"
+            outcomes.append(Outcome(record.item_id, record.occurrence_key, "deleted", record.event_id))
+            return None
+        if op.kind in ("create", "update") and 200 <= status < 300:
+            record.event_id = str((result.body or {}).get("id") or record.event_id)
+            record.state, record.content_hash, record.synced_at = SYNCED, op.hash, now
+            record.attempts, record.last_error_code, record.last_error_message = 0, None, None
+            outcomes.append(Outcome(record.item_id, record.occurrence_key, SYNCED, record.event_id))
+            return None
+        if op.kind == "update" and status == 404:
+            record.generation += 1  # deleted in Outlook: the host says it exists, so create it again
+            record.event_id, record.state = None, PENDING
+            return _Op("create", record, op.body, op.hash, op.occurrence)
+        if op.kind == "create" and result.error_code == "ErrorDuplicateTransactionId":
+            return _Op("lookup", record, op.body, op.hash, op.occurrence)
+        if op.kind == "lookup" and 200 <= status < 300:
+            found = ((result.body or {}).get("value") or [{}])[0].get("id")
+            if found:
+                record.event_id = str(found)
+                return _Op("update", record, op.body, op.hash, op.occurrence)
+            record.generation += 1
+            return _Op("create", record, op.body, op.hash, op.occurrence)
+        if status in TRANSIENT or status >= 500:
+            outcomes.append(self._transient(op, result))
+            return None
+        record.state = FAILED
+        record.last_error_code, record.last_error_message = result.error_code or str(status), _message(result)
+        outcomes.append(Outcome(record.item_id, record.occurrence_key, FAILED, record.event_id,
+                                record.last_error_code, record.last_error_message))
+        return None
+
+    def _transient(self, op: _Op, result: GraphResult) -> Outcome:
+        record = op.record
+        record.attempts += 1
+        record.last_error_code = result.error_code or (f"HTTP{result.status}" if result.status else "Unreachable")
+        record.last_error_message = _message(result)
+        exhausted = record.attempts >= self._max_attempts
+        record.state = FAILED if exhausted else PENDING
+        return Outcome(record.item_id, record.occurrence_key, record.state, record.event_id, record.last_error_code,
+                       record.last_error_message, exhausted=exhausted)
+
+    def _persist(self, ops: list[_Op], outcomes: list[Outcome]) -> None:
+        gone = [op.record for op in ops if op.record.state == "deleted"]
+        kept = [op.record for op in ops if op.record.state != "deleted"]
+        self._records.upsert_many(kept)
+        self._records.delete_many((r.partition_key(), r.row_key()) for r in gone)
+        by_key = {(o.item_id, o.occurrence_key): o for o in outcomes}
+        had_retry = {(op.record.item_id, op.record.occurrence_key) for op in ops if op.had_retry}
+        retry, clear = [], []
+        for record in kept + gone:
+            outcome = by_key.get((record.item_id, record.occurrence_key))
+            entry = RetryEntry(system=record.system, kind=record.kind, subject_id=record.subject_id,
+                               item_id=record.item_id, occurrence_key=record.occurrence_key,
+                               next_attempt_at=self._clock(), attempts=record.attempts,
+                               last_error_code=record.last_error_code)
+            if outcome is not None and outcome.state == PENDING:
+                entry.next_attempt_at = self._clock() + RETRY_DELAYS[min(record.attempts, len(RETRY_DELAYS)) - 1]
+                retry.append(entry)
+            elif (record.item_id, record.occurrence_key) in had_retry:
+                clear.append((entry.partition_key(), entry.row_key()))
+        self._retries.upsert_many(retry)
+        self._retries.delete_many(clear)
+
+
+def _item_of(record: SyncRecord) -> Item:
+    """Enough of an item to derive its marker and transactionId (both depend only on its identity)."""
+    return Item(system=record.system, kind=record.kind, subject_id=record.subject_id, item_id=record.item_id)
+
+
+def _message(result: GraphResult) -> str:
+    error = (result.body or {}).get("error") if isinstance(result.body, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])[:300]
+    return "Microsoft Graph could not be reached" if result.status == 0 else f"HTTP {result.status}"
+

@@ -1,0 +1,291 @@
+"""Graph work in JSON batches, shaped by Outlook's limits rather than by our loop.
+
+- A `$batch` carries at most 20 requests, and Outlook runs at most 4 of them at once per mailbox; more than 4
+  concurrent requests per app and mailbox are refused with 429. So one batch in flight per mailbox is exactly the
+  mailbox's allowance: a process-wide gate per mailbox keeps two threads (or two executors) from overlapping.
+- Each item is throttled on its own and can come back 429/503/504 inside a 200 envelope with its own
+  `Retry-After`. Only those items are resent, not before that time; meanwhile the next batch is filled with items
+  not yet sent, so a throttled item never holds up the rest.
+- A failed envelope (429/503/504, a dropped connection, a timeout) is resent whole. Creates must carry a
+  `transactionId` so that resending one whose answer was lost returns the event it made instead of a duplicate.
+- Attempts are bounded per item: throttled calls still count against the mailbox's budget, so hammering digs
+  deeper. Deletes are idempotent: 404/410 on DELETE means the work is already done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from shared.graph.client import RETRY_STATUSES, GraphClient, TokenSource, retry_after
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 20  # Graph's limit on requests per $batch
+
+_gates_lock = threading.Lock()
+_mailbox_gates: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+
+
+def _mailbox_gate(mailbox: str, size: int) -> threading.BoundedSemaphore:
+    """Process-wide, so every executor in the process shares one allowance per mailbox."""
+    key = (mailbox.strip().lower(), size)
+    with _gates_lock:
+        gate = _mailbox_gates.get(key)
+        if gate is None:
+            gate = _mailbox_gates[key] = threading.BoundedSemaphore(size)
+        return gate
+
+
+@dataclass(frozen=True)
+class GraphRequest:
+    id: str  # the caller's correlation id, unique within one run() call
+    method: str
+    url: str  # relative to the Graph version root, e.g. "/users/room@x.org/events"
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GraphResult:
+    id: str
+    status: int  # final status after retries; 0 = transport failure; DELETE 404/410 become 204 with gone=True
+    body: Any  # parsed JSON body (None for 204)
+    error_code: str | None  # Graph's error code when status >= 400; "transport_error" when status is 0
+    attempts: int
+    gone: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
+class BatchStats:
+    """Totals across every run of one executor, for benchmarks and logs; thread-safe."""
+
+    round_trips: int = 0  # $batch requests sent, answered or not
+    batches: int = 0  # envelopes Graph answered with 200
+    items_sent: int = 0  # item sends, first attempts and retries
+    retried_items: int = 0  # item sends that were retries
+    throttled_items: int = 0  # items answered 429 inside a 200 envelope
+    envelope_retries: int = 0  # whole batches resent after 429/503/504 on the envelope or a transport error
+    transport_errors: int = 0
+    token_refreshes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+@dataclass
+class _Slot:
+    index: int
+    request: GraphRequest
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+class _Token:
+    """One forced refresh per run: a second 401 means the grant is gone, not that the token was stale."""
+
+    def __init__(self, source: TokenSource) -> None:
+        self._source = source
+        self._fresh: str | None = None
+
+    def get(self) -> str:
+        return self._fresh if self._fresh is not None else self._source(False)
+
+    def refresh(self) -> bool:
+        if self._fresh is not None:
+            return False
+        self._fresh = self._source(True)
+        return True
+
+
+class BatchExecutor:
+    """Build one per process and share it: its global gate bounds batches in flight across all mailboxes."""
+
+    def __init__(self, client: GraphClient, *, per_mailbox_batches: int = 1, global_limit: int = 16,
+                 max_attempts: int = 6, max_wait: float = 30.0, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if per_mailbox_batches < 1 or global_limit < 1 or max_attempts < 1:
+            raise ValueError("per_mailbox_batches, global_limit and max_attempts must be at least 1")
+        self._client = client
+        self._per_mailbox = per_mailbox_batches
+        self._global_limit = global_limit
+        self._global = threading.BoundedSemaphore(global_limit)
+        self._max_attempts = max_attempts
+        self._max_wait = max_wait
+        self._sleep = sleep
+        self._clock = clock
+        self.stats = BatchStats()
+
+    def run(self, token: TokenSource, mailbox: str, requests: Sequence[GraphRequest]) -> list[GraphResult]:
+        """Do all of `requests` against one mailbox; answers one result per request, in their order. Exceptions
+        from `token` (e.g. the connection needs reauthorization) propagate."""
+        if len({r.id for r in requests}) != len(requests):
+            raise ValueError("request ids must be unique within one run")
+        results: list[GraphResult | None] = [None] * len(requests)
+        pending = [_Slot(i, r) for i, r in enumerate(requests)]
+        auth = _Token(token)
+        while pending:
+            now = self._clock()
+            ready = [s for s in pending if s.not_before <= now][:MAX_BATCH]
+            if not ready:
+                self._sleep(max(min(s.not_before for s in pending) - now, 0.0))
+                continue
+            self._round_trip(auth, mailbox, ready, results)
+            pending = [s for s in pending if results[s.index] is None]
+        return [r for r in results if r is not None]
+
+    def run_many(self, work: Sequence[tuple[TokenSource, str, Sequence[GraphRequest]]]) -> list[list[GraphResult]]:
+        """Several mailboxes at once; entries for the same mailbox still take turns at its gate."""
+        if not work:
+            return []
+        workers = min(self._global_limit, len(work))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graph-batch") as pool:
+            futures = [pool.submit(self.run, token, mailbox, reqs) for token, mailbox, reqs in work]
+            return [f.result() for f in futures]
+
+    # --- one $batch ---------------------------------------------------------------------------------------------
+
+    def _round_trip(self, auth: _Token, mailbox: str, batch: list[_Slot], results: list[GraphResult | None]) -> None:
+        retries = sum(1 for s in batch if s.attempts > 0)
+        for slot in batch:
+            slot.attempts += 1
+        self.stats.add(items_sent=len(batch), retried_items=retries)
+        response = self._post(auth.get(), mailbox, batch)
+        due: dict[tuple[str | None, int], float] = {}
+        if response is None:
+            self.stats.add(transport_errors=1, envelope_retries=1)
+            for slot in batch:
+                self._again(slot, results, 0, "transport_error", None, None, due)
+            return
+        status = response.status_code
+        answers = _answers(response) if status == 200 else None
+        if answers is not None:
+            self.stats.add(batches=1)
+            self._settle(auth, batch, answers, results, due)
+            return
+        log.debug("graph batch envelope answered %d for %d items", status, len(batch))
+        if status == 401 and self._refresh(auth):
+            return  # resend at once with the new token
+        body = _json(response)
+        code = _error_code(body)
+        if status == 200:  # no readable envelope: treat as a bad gateway and resend
+            status, code, body = 502, "InvalidBatchResponse", None
+        if status in RETRY_STATUSES or status == 502:
+            self.stats.add(envelope_retries=1)
+            for slot in batch:
+                self._again(slot, results, status, code, body, response.headers.get("Retry-After"), due)
+        else:
+            for slot in batch:
+                results[slot.index] = GraphResult(slot.request.id, status, body, code, slot.attempts)
+
+    def _refresh(self, auth: _Token) -> bool:
+        refreshed = auth.refresh()
+        if refreshed:
+            self.stats.add(token_refreshes=1)
+        return refreshed
+
+    def _post(self, access_token: str, mailbox: str, batch: list[_Slot]) -> requests.Response | None:
+        payload = {"requests": [self._item(s) for s in batch]}
+        headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+        with _mailbox_gate(mailbox, self._per_mailbox), self._global:
+            self.stats.add(round_trips=1)
+            try:
+                return self._client.session.post(f"{self._client.base_url}/$batch", json=payload, headers=headers,
+                                                 timeout=self._client.timeout)
+            except requests.RequestException as exc:
+                log.debug("graph batch of %d items: transport error %s", len(batch), type(exc).__name__)
+                return None
+
+    def _item(self, slot: _Slot) -> dict[str, Any]:
+        req = slot.request
+        url = req.url[len(self._client.base_url):] if req.url.startswith(self._client.base_url) else req.url
+        item: dict[str, Any] = {"id": str(slot.index), "method": req.method.upper(), "url": url}
+        headers = dict(req.headers)
+        if req.body is not None:
+            if not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = "application/json"  # Graph refuses a batch item body without one
+            item["body"] = req.body
+        if headers:
+            item["headers"] = headers
+        return item
+
+    def _settle(self, auth: _Token, batch: list[_Slot], answers: dict[str, Any],
+                results: list[GraphResult | None], due: dict[tuple[str | None, int], float]) -> None:
+        statuses: Counter[int] = Counter()
+        refreshed_now = False
+        for slot in batch:
+            answer = answers.get(str(slot.index))
+            if not isinstance(answer, dict):
+                self._again(slot, results, 502, "MissingBatchResponse", None, None, due)
+                continue
+            status = int(answer.get("status") or 0)
+            statuses[status] += 1
+            body = answer.get("body")
+            headers = {str(k).lower(): str(v) for k, v in (answer.get("headers") or {}).items()}
+            code = _error_code(body) if status >= 400 else None
+            if status in RETRY_STATUSES:
+                if status == 429:
+                    self.stats.add(throttled_items=1)
+                self._again(slot, results, status, code, body, headers.get("retry-after"), due)
+            elif status == 401 and (refreshed_now or self._refresh(auth)):
+                refreshed_now = True  # resend at once with the new token; max_attempts still bounds it
+                self._again(slot, results, status, code, body, "0", due)
+            elif slot.request.method.upper() == "DELETE" and status in (404, 410):
+                results[slot.index] = GraphResult(slot.request.id, 204, None, None, slot.attempts, gone=True)
+            else:
+                results[slot.index] = GraphResult(slot.request.id, status, None if status == 204 else body,
+                                                  code, slot.attempts)
+        log.debug("graph batch of %d items answered %s", len(batch), dict(statuses))
+
+    def _again(self, slot: _Slot, results: list[GraphResult | None], status: int, code: str | None, body: Any,
+               header: str | None, due: dict[tuple[str | None, int], float]) -> None:
+        """Schedule a retry not before Retry-After (or a jittered backoff), or settle after the last attempt.
+        Items of one round trip that wait alike share one not-before time (one draw of jitter), so they come
+        back as one batch instead of scattering into many small ones."""
+        if slot.attempts >= self._max_attempts:
+            results[slot.index] = GraphResult(slot.request.id, status, body, code, slot.attempts)
+            return
+        key = (header, slot.attempts)
+        if key not in due:
+            due[key] = self._clock() + min(retry_after(header, slot.attempts), self._max_wait)
+        slot.not_before = due[key]
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _answers(response: requests.Response) -> dict[str, Any] | None:
+    """The envelope's item answers by id, or None when a 200 carried no readable envelope."""
+    body = _json(response)
+    if not isinstance(body, dict) or not isinstance(body.get("responses"), list):
+        return None
+    return {str(a.get("id")): a for a in body["responses"] if isinstance(a, dict)}
+
+
+def _error_code(body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("code") or "unknown")
+    return "unknown"
