@@ -145,3 +145,17 @@ def test_bad_items_are_refused_naming_the_field(api, system, staff, body, field)
     response = put(api, system, "user", "u1", "bad", body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["details"]["field"] == field
+
+
+def test_removing_the_authorization_can_remove_the_products_events_only(api, simulator, system, staff):
+    mine = put(api, system, "user", "u1", "shift", {
+        "title": "Desk", "occurrences": [occurrence("a", "2026-12-03T09:00:00", "2026-12-03T10:00:00"),
+                                         occurrence("b", "2026-12-04T09:00:00", "2026-12-04T10:00:00")]})
+    assert mine.status_code == 200
+    personal = simulator.sim.graph.create_event(staff, {
+        "subject": "Dentist", "start": {"dateTime": "2026-12-03T12:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-12-03T13:00:00", "timeZone": "UTC"}})
+    response = api.delete(f"/api/systems/{system}/connections/user/u1?remove_events=true")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"removed": True, "events_removed": 2}
+    assert [e["id"] for e in events_of(simulator, staff)] == [personal["id"]]

@@ -1,0 +1,1 @@
+"""Export: bookings and shifts as Outlook events, bulk jobs, retries."""
