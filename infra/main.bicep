@@ -60,6 +60,14 @@ param graphGlobalConcurrency int = 16
 @description('NCRONTAB schedule (six fields, UTC) of the export retry drain (EXPORT_RETRY_SCHEDULE).')
 param exportRetrySchedule string = '0 */5 * * * *'
 
+@description('NCRONTAB schedule (six fields, UTC) of the room-calendar pull (PULL_SCHEDULE).')
+param pullSchedule string = '0 */5 * * * *'
+
+@description('Days ahead room calendars are read for Outlook-side bookings (PULL_HORIZON_DAYS).')
+@minValue(7)
+@maxValue(730)
+param pullHorizonDays int = 180
+
 @description('Replication of the storage account.')
 @allowed([
   'Standard_LRS'
@@ -101,6 +109,8 @@ var tableNames = [
   'exportretries'
   'exportjobs'
   'exportchunks'
+  'pulltargets'
+  'roomsync'
 ]
 
 // Every queue the app uses: queue-triggered functions and *_QUEUE constants under shared/; each also gets
@@ -108,6 +118,7 @@ var tableNames = [
 var queueNames = [
   'token-refresh'
   'export-work'
+  'room-pull'
 ]
 
 // ---- Names ----
@@ -226,6 +237,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ALERT_RESOLVED_RETENTION_DAYS: string(alertResolvedRetentionDays)
     GRAPH_GLOBAL_CONCURRENCY: string(graphGlobalConcurrency)
     EXPORT_RETRY_SCHEDULE: exportRetrySchedule
+    PULL_SCHEDULE: pullSchedule
+    PULL_HORIZON_DAYS: string(pullHorizonDays)
   }
   dependsOn: [
     functionApp

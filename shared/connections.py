@@ -124,8 +124,10 @@ def _set_error(connection: Connection, status: str, code: str | None, message: s
 class ConnectionService:
     def __init__(self, connections: Connections, access: ConnectionAccess, integrations: IntegrationService,
                  tokens: TokenService, graph: GraphClient, clock: Clock = utcnow,
-                 event_remover: Callable[[Connection], int] | None = None) -> None:
+                 event_remover: Callable[[Connection], int] | None = None,
+                 on_change: Callable[[Connection], None] | None = None) -> None:
         self._event_remover = event_remover  # the export side deletes the events it created
+        self._on_change = on_change  # the pull side tracks which spaces have two-way sync
         self._connections = connections
         self._access = access
         self._integrations = integrations
@@ -198,6 +200,8 @@ class ConnectionService:
                 continue
         else:
             raise ConcurrencyConflict("the connection kept changing; retry")
+        if self._on_change is not None:
+            self._on_change(saved)
         return to_json(saved, True)
 
     def _verify(self, token: TokenSource, connection: Connection, checks: list[tuple[str, str]]) -> None:
@@ -218,6 +222,9 @@ class ConnectionService:
             removed_events = self._event_remover(connection)
         self._tokens.erase(connection)
         self._connections.delete(system, connection.row_key())
+        if self._on_change is not None:
+            connection.two_way = False
+            self._on_change(connection)
         return {"removed": True, "events_removed": removed_events}
 
 

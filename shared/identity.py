@@ -72,10 +72,11 @@ class IdentityPlatform:
         return f"{self._host}/{segment}"
 
     def scopes(self, kind: str) -> list[str]:
-        """Resource-qualified Graph scopes (required in national clouds); MSAL adds openid, profile and
-        offline_access itself and refuses them if passed."""
-        names = ROOM_SCOPES if kind == "space" else BASE_SCOPES
-        return [f"{self._resource}/{name}" for name in names]
+        """Graph's delegated scopes by short name: the v2.0 endpoint reads a scope without a resource as
+        Microsoft Graph's in every cloud, and it answers with short names, so MSAL's cache finds the access token
+        again (resource-qualified requests missed it and refreshed, rotating the refresh token, on every call).
+        MSAL adds openid, profile and offline_access itself and refuses them if passed."""
+        return list(ROOM_SCOPES if kind == "space" else BASE_SCOPES)
 
     def app(
         self, integration: Integration, secret: str, cache: msal.SerializableTokenCache | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from shared.storage.tables import Row
 
@@ -261,6 +262,7 @@ class SyncRecord(Row):
     state: str = PENDING
     start_utc: datetime | None = None
     end_utc: datetime | None = None
+    subject: str = ""  # as written: the pull side tells our own writes (echoes) from changes made in Outlook
     attempts: int = 0
     last_error_code: str | None = None
     last_error_message: str | None = None
@@ -333,3 +335,108 @@ class ExportChunk(Row):
 
     def row_key(self) -> str:
         return f"{self.index:06d}"
+
+
+
+@dataclass(kw_only=True)
+class PullTarget(Row):
+    """Index of spaces with two-way sync, so the pull timer reads only those, across all systems."""
+
+    system: str
+    subject_id: str
+
+    def partition_key(self) -> str:
+        return "pull"
+
+    def row_key(self) -> str:
+        return f"{self.system}|{self.subject_id}"
+
+
+# A room's two-way sync state lives in one table partition (the room's), so a pull commits its feed entries,
+# the external events they describe and the room's state in one transaction.
+
+
+@dataclass(kw_only=True)
+class PullState(Row):
+    """Where a room's delta sync stands, the feed's last sequence number, and the lease that keeps two pulls of
+    one room from running at once."""
+
+    system: str
+    subject_id: str
+    delta_link: str | None = None
+    calendar_key: str = ""  # mailbox and calendar the delta link belongs to
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    seq: int = 0
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    last_pull_at: datetime | None = None
+    baselined_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return connection_partition(self.system, "space", self.subject_id)
+
+    def row_key(self) -> str:
+        return "state"
+
+
+@dataclass(kw_only=True)
+class ExternalEvent(Row):
+    """A booking made in Outlook on a synced room calendar, as last seen."""
+
+    system: str
+    subject_id: str
+    event_id: str
+    subject: str = ""
+    start_utc: datetime
+    end_utc: datetime
+    is_all_day: bool = False
+    organizer_name: str = ""
+    organizer_email: str = ""
+    series_master_id: str | None = None
+    fingerprint: str = ""
+    conflict: bool = False
+    creator_populated: bool = False
+    first_seen_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return connection_partition(self.system, "space", self.subject_id)
+
+    def row_key(self) -> str:
+        return f"ext|{self.event_id}"
+
+
+@dataclass(kw_only=True)
+class OwnObservation(Row):
+    """The last change made in Outlook to one of the product's own events that was reported, so a replayed
+    delta item is not reported twice."""
+
+    system: str
+    subject_id: str
+    event_id: str
+    digest: str
+
+    def partition_key(self) -> str:
+        return connection_partition(self.system, "space", self.subject_id)
+
+    def row_key(self) -> str:
+        return f"own|{self.event_id}"
+
+
+@dataclass(kw_only=True)
+class FeedEntry(Row):
+    """One published change of a room, in order: the cursor of the external-events feed is `seq`."""
+
+    system: str
+    subject_id: str
+    seq: int
+    change: str  # created, updated, removed, own_event_changed, own_event_deleted
+    event_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    published_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return connection_partition(self.system, "space", self.subject_id)
+
+    def row_key(self) -> str:
+        return f"feed|{self.seq:012d}"

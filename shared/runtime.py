@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shared.health import HealthService
     from shared.integrations import IntegrationService
     from shared.oauth import OAuthService
+    from shared.pull import PullService
     from shared.secrets import SecretStore
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
@@ -48,6 +49,7 @@ class Services:
     token_health: TokenHealthService
     export: ExportService
     freebusy: FreeBusyService
+    pull: PullService
 
 
 def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
@@ -64,6 +66,7 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     from shared.identity import IdentityPlatform, http_session
     from shared.integrations import ClientSecrets, IntegrationService
     from shared.oauth import OAuthService
+    from shared.pull import PullService
     from shared.secrets import SecretStore
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
@@ -89,6 +92,8 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     engine = SyncEngine(repos.sync_records, repos.retries,
                         BatchExecutor(graph, global_limit=settings.graph_global_concurrency), clock)
     export = ExportService(repos, access, integrations, engine, queues, alerts, clock)
+    pull = PullService(repos, access, integrations, graph, queues, horizon_days=settings.pull_horizon_days,
+                       clock=clock)
     return Services(
         settings=settings,
         tables=tables,
@@ -101,12 +106,13 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
         oauth=OAuthService(repos.flows, repos.connections, integrations, tokens, alerts, identity, cipher, settings,
                            clock),
         connections=ConnectionService(repos.connections, access, integrations, tokens, graph, clock,
-                                      event_remover=export.remove_events),
+                                      event_remover=export.remove_events, on_change=pull.track),
         alerts=alerts,
         token_health=TokenHealthService(repos.refresh_schedule, repos.connections, repos.integrations, integrations,
                                         tokens, access, identity, alerts, queues, settings, clock),
         export=export,
         freebusy=FreeBusyService(access, graph),
+        pull=pull,
     )
 
 

@@ -51,6 +51,9 @@ class Settings:
     # Export: Graph batches in flight at once across all mailboxes in one instance (each mailbox has one).
     graph_global_concurrency: int = 16
 
+    # Two-way sync: how far ahead room calendars are read.
+    pull_horizon_days: int = 180
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
         env = os.environ if env is None else env
@@ -83,6 +86,7 @@ class Settings:
             "alert_resolved_retention_days": _int(get("ALERT_RESOLVED_RETENTION_DAYS", "14"),
                                                   "ALERT_RESOLVED_RETENTION_DAYS"),
             "graph_global_concurrency": _int(get("GRAPH_GLOBAL_CONCURRENCY", "16"), "GRAPH_GLOBAL_CONCURRENCY"),
+            "pull_horizon_days": _int(get("PULL_HORIZON_DAYS", "180"), "PULL_HORIZON_DAYS"),
         }
         values.update(explicit)
         settings = cls(**values)
@@ -101,6 +105,8 @@ class Settings:
             raise ConfigurationError("setting oauth_flow_ttl_seconds must be between 60 and 3600")
         if not 1 <= self.token_refresh_idle_days <= 80:
             raise ConfigurationError("setting token_refresh_idle_days must be 1-80 (idle tokens expire at 90)")
+        if not 7 <= self.pull_horizon_days <= 730:
+            raise ConfigurationError("setting pull_horizon_days must be 7-730")
         if not 1 <= self.graph_global_concurrency <= 256:
             raise ConfigurationError("setting graph_global_concurrency must be 1-256")
         if self.table_prefix and not (self.table_prefix.isalnum() and self.table_prefix[0].isalpha()):

@@ -166,7 +166,10 @@ def app_server(
         "IDENTITY_AUTHORITY_HOST": simulator_server.url,
         "GRAPH_BASE_URL": f"{simulator_server.url}/v1.0",
         "TABLE_PREFIX": "app" + uuid.uuid4().hex[:6],
-        "TOKEN_SWEEP_SCHEDULE": "0 0 0 1 1 *",  # tests run the sweep on demand
+        # Tests run the timers on demand (services or POST /admin/functions/{name}), never on the clock.
+        "TOKEN_SWEEP_SCHEDULE": "0 0 0 1 1 *",
+        "EXPORT_RETRY_SCHEDULE": "0 0 0 1 1 *",
+        "PULL_SCHEDULE": "0 0 0 1 1 *",
     }
     saved = dict(os.environ)
     os.environ.update(env)

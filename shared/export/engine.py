@@ -217,6 +217,7 @@ class SyncEngine:
         if op.kind in ("create", "update") and 200 <= status < 300:
             record.event_id = str((result.body or {}).get("id") or record.event_id)
             record.state, record.content_hash, record.synced_at = SYNCED, op.hash, now
+            record.subject = str((op.body or {}).get("subject", ""))
             record.attempts, record.last_error_code, record.last_error_message = 0, None, None
             outcomes.append(Outcome(record.item_id, record.occurrence_key, SYNCED, record.event_id))
             return None

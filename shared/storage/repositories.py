@@ -13,10 +13,15 @@ from shared.models import (
     Connection,
     ExportChunk,
     ExportJob,
+    ExternalEvent,
+    FeedEntry,
     Integration,
     Item,
     LocationSettings,
+    OwnObservation,
     PendingFlow,
+    PullState,
+    PullTarget,
     RefreshDue,
     RetryEntry,
     SyncRecord,
@@ -127,6 +132,48 @@ class ExportChunks(TableRepository[ExportChunk]):
     row_type = ExportChunk
 
 
+class PullTargets(TableRepository[PullTarget]):
+    table = "pulltargets"
+    row_type = PullTarget
+
+
+# One table for rooms' two-way sync: state, external events, own-event observations and the feed share each
+# room's partition, so a pull commits them together (see shared/pull.py).
+ROOM_SYNC_TABLE = "roomsync"
+
+
+class PullStates(TableRepository[PullState]):
+    table = ROOM_SYNC_TABLE
+    row_type = PullState
+
+
+class ExternalEvents(TableRepository[ExternalEvent]):
+    table = ROOM_SYNC_TABLE
+    row_type = ExternalEvent
+
+    def of_room(self, partition: str) -> Iterator[ExternalEvent]:
+        return self.prefixed(partition, "ext|")
+
+
+class OwnObservations(TableRepository[OwnObservation]):
+    table = ROOM_SYNC_TABLE
+    row_type = OwnObservation
+
+    def of_room(self, partition: str) -> Iterator[OwnObservation]:
+        return self.prefixed(partition, "own|")
+
+
+class Feed(TableRepository[FeedEntry]):
+    table = ROOM_SYNC_TABLE
+    row_type = FeedEntry
+
+    def after(self, partition: str, cursor: int, limit: int) -> list[FeedEntry]:
+        rows, _ = self.page("PartitionKey eq @pk and RowKey gt @after and RowKey lt @end",
+                            parameters={"pk": partition, "after": f"feed|{cursor:012d}", "end": "feed}"},
+                            page_size=limit)
+        return rows
+
+
 @dataclass
 class Repositories:
     integrations: Integrations
@@ -141,6 +188,11 @@ class Repositories:
     retries: Retries
     export_jobs: ExportJobs
     export_chunks: ExportChunks
+    pull_targets: PullTargets
+    pull_states: PullStates
+    external_events: ExternalEvents
+    own_observations: OwnObservations
+    feed: Feed
 
     @classmethod
     def build(cls, service: TableServiceClient, prefix: str = "") -> Repositories:
@@ -157,8 +209,13 @@ class Repositories:
             retries=Retries(service, prefix),
             export_jobs=ExportJobs(service, prefix),
             export_chunks=ExportChunks(service, prefix),
+            pull_targets=PullTargets(service, prefix),
+            pull_states=PullStates(service, prefix),
+            external_events=ExternalEvents(service, prefix),
+            own_observations=OwnObservations(service, prefix),
+            feed=Feed(service, prefix),
         )
 
     def ensure_tables(self) -> None:
-        for repo in vars(self).values():
-            repo.ensure_table()
+        for name in sorted({repo.name for repo in vars(self).values()}):
+            next(r for r in vars(self).values() if r.name == name).ensure_table()

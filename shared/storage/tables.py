@@ -251,6 +251,30 @@ class TableRepository(Generic[R]):
         except AzureError as exc:
             raise _unavailable(exc) from None
 
+    def encode(self, row: R) -> dict[str, Any]:
+        return self._codec.to_entity(row)
+
+    def prefixed(self, partition: str, prefix: str, *, page_size: int = 1000) -> Iterator[R]:
+        """Rows of a partition whose row key starts with `prefix` (a range scan: `prefix` must end with '|')."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return self.query("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                          parameters={"pk": partition, "lo": prefix, "hi": upper}, page_size=page_size)
+
+    def transaction(self, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
+        """One atomic transaction (one partition, at most 100 operations) of already encoded entities, which may
+        be rows of different types sharing this table. A failed ETag condition is `ConcurrencyConflict`."""
+        if len(operations) > MAX_TRANSACTION:
+            raise ValueError(f"a transaction holds at most {MAX_TRANSACTION} operations")
+        try:
+            return list(self._client.submit_transaction(operations))
+        except TableTransactionError as exc:
+            conflict = exc.error_code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists")
+            if exc.status_code in (409, 412) or conflict:
+                raise ConcurrencyConflict(f"{self.table}: a row changed during the transaction") from None
+            raise _unavailable(exc) from None
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+
     def upsert_many(self, rows: Iterable[R]) -> int:
         """Upsert in transactions of at most 100 operations per partition; returns how many rows were written.
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -32,13 +33,14 @@ def own_storage():
 
 
 class AppProcess:
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.env, self.port = env, port
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "devstack.serve_app", "--port", str(self.port)],
-                                     cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "devstack.serve_app", "--port", str(self.port)],
+                                         cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         wait_listening(self.port, timeout=60)
 
     def kill(self) -> None:
@@ -52,13 +54,13 @@ class AppProcess:
             self.proc.wait(timeout=20)
 
 
-def test_killed_worker_resumes_to_exactly_the_expected_events(app, simulator, own_storage):
+def test_killed_worker_resumes_to_exactly_the_expected_events(app, simulator, own_storage, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, **app.env, "AzureWebJobsStorage": own_storage.connection_string, "PUBLIC_BASE_URL": url,
            "LOCAL_FUNCTION_KEY": FUNCTION_KEY, "LOCAL_MASTER_KEY": MASTER_KEY,
            "DEVSTACK_QUEUE_LEASE_SECONDS": "4"}  # a crashed worker's messages come back after 4 s
-    worker = AppProcess(env, port)
+    worker = AppProcess(env, port, tmp_path / "app.log")
     worker.start()
     try:
         api = ApiClient(url, FUNCTION_KEY)
@@ -88,7 +90,7 @@ def test_killed_worker_resumes_to_exactly_the_expected_events(app, simulator, ow
             if status.get("state", "").startswith("completed"):
                 break
             time.sleep(0.5)
-        assert status["state"] == "completed", status
+        assert status["state"] == "completed", (status, _errors(tmp_path / "app.log"))
         assert (status["done"], status["failed"]) == (OCCURRENCES, 0)
         events = simulator.sim.graph.list_events(d.staff)
         values = [p["value"] for e in events for p in e.get("singleValueExtendedProperties", [])
@@ -97,3 +99,8 @@ def test_killed_worker_resumes_to_exactly_the_expected_events(app, simulator, ow
         assert len(set(values)) == OCCURRENCES
     finally:
         worker.stop()
+
+
+def _errors(log: Path) -> str:
+    """The app's warnings and errors, for the failure message."""
+    return "\n".join(line for line in log.read_text().splitlines() if "WARNING" in line or "ERROR" in line)[-4000:]

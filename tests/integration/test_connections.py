@@ -81,3 +81,13 @@ def test_reauthorizing_with_another_account_resets_calendar_choices(api, simulat
     status = api.get(f"/api/systems/{system}/connections/user/u1").json()
     assert status["account"]["username"] == directory.other_staff
     assert status["sync_calendar_id"] is None
+
+
+def test_the_token_cache_is_reused_without_refreshing_on_every_call(api, simulator, directory, system):
+    """A refresh per call would rotate the refresh token every time (and lose it on any crash in between)."""
+    connect(api, simulator, system, "user", "u1", directory.staff)
+    for _ in range(3):
+        assert api.get(f"/api/systems/{system}/connections/user/u1/calendars").status_code == 200
+    counts = simulator.sim.counters.snapshot()["counts"]
+    assert counts.get("identity.token.refresh_token.ok", 0) == 0
+    assert counts.get("graph.calendar.list", counts.get("graph.requests", 0)) >= 3

@@ -1,0 +1,427 @@
+"""Two-way sync: what changed in each room calendar, published as a feed the host reads by cursor.
+
+Each pull reads only changes: `calendarView/delta` over a window from a little before today to a horizon, its
+delta link kept per room. The window moves forward (a new baseline) a few days at a time, at a time that
+differs per room, and after a 410; a baseline is diffed against what is stored, so nothing is published twice
+and removals are not missed. Bookings made in Outlook (events without our sync records) are stored and
+published as created, updated or removed; the product's own events never come back as external events, but a
+change or deletion of one of them made in Outlook is published for the host to act on.
+
+One pull per room at a time: a lease on the room's state row (ETag) guards it, so two workers given the same
+room publish each change once; feed rows are written under sequence numbers beyond the state's, and only a
+pull holding the lease can advance it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from azure.core import MatchConditions
+from azure.data.tables import UpdateMode
+
+from shared.clock import Clock, iso, utcnow
+from shared.connections import ConnectionAccess
+from shared.errors import AlreadyExists, ConcurrencyConflict, DomainError, ValidationFailed
+from shared.graph.client import GraphClient, GraphError, TokenSource
+from shared.integrations import IntegrationService
+from shared.models import (
+    CONNECTED,
+    Connection,
+    ExternalEvent,
+    FeedEntry,
+    OwnObservation,
+    PullState,
+    PullTarget,
+    SyncRecord,
+    connection_partition,
+)
+from shared.storage.queues import QueueSender
+from shared.storage.repositories import Repositories
+
+log = logging.getLogger(__name__)
+
+PULL_QUEUE = "room-pull"
+PAGE_SIZE = 100
+LEASE = timedelta(minutes=5)
+REBASELINE_AFTER = timedelta(days=7)  # how far the window start may fall behind before it moves
+BEFORE_TODAY = timedelta(days=1)
+MAX_FEED_PAGE = 500
+
+
+class PullBusy(ConcurrencyConflict):
+    code = "pull_in_progress"
+
+
+@dataclass
+class Change:
+    """One thing to publish, with the stored row that goes with it (committed in the same transaction)."""
+
+    change: str
+    event_id: str
+    data: dict[str, Any]
+    upsert: ExternalEvent | OwnObservation | None = None
+    delete: ExternalEvent | None = None
+
+
+class PullService:
+    def __init__(self, repos: Repositories, access: ConnectionAccess, integrations: IntegrationService,
+                 graph: GraphClient, queues: QueueSender, *, horizon_days: int = 180, clock: Clock = utcnow,
+                 on_published: Any = None) -> None:
+        self._repos = repos
+        self._access = access
+        self._integrations = integrations
+        self._graph = graph
+        self._queues = queues
+        self._horizon = timedelta(days=horizon_days)
+        self._clock = clock
+        self._on_published = on_published  # webhook delivery hook: (connection, first_seq, last_seq)
+        self.worker_id = uuid.uuid4().hex[:12]
+
+    # --- which rooms -------------------------------------------------------------------------------------------
+
+    def track(self, connection: Connection) -> None:
+        """Keep the pull index in step with a connection's two-way switch."""
+        target = PullTarget(system=connection.system, subject_id=connection.subject_id)
+        if connection.kind == "space" and connection.two_way:
+            self._repos.pull_targets.upsert(target)
+        else:
+            self._repos.pull_targets.delete(target.partition_key(), target.row_key())
+
+    def enqueue_all(self) -> int:
+        """Timer: one queue message per two-way room, so pulls spread over instances."""
+        count = 0
+        for target in self._repos.pull_targets.partition("pull"):
+            self._queues.send(PULL_QUEUE, {"system": target.system, "id": target.subject_id})
+            count += 1
+        return count
+
+    # --- one room ----------------------------------------------------------------------------------------------
+
+    def pull(self, system: str, subject_id: str) -> dict[str, Any]:
+        connection = self._repos.connections.find(system, "space", subject_id)
+        if connection is None or not connection.two_way:
+            self._repos.pull_targets.delete("pull", f"{system}|{subject_id}")
+            return {"outcome": "not_two_way"}
+        integration = self._integrations.require(system)
+        if not integration.enabled or connection.status != CONNECTED:
+            return {"outcome": "skipped", "reason": "sync disabled or reauthorization required"}
+        state = self._acquire(system, subject_id)
+        try:
+            changes, advance = self._access.run(connection, lambda token: self._read(token, connection, state))
+            published = self._publish(connection, state, changes, advance)
+        except BaseException:
+            self._release(state)
+            raise
+        if published and self._on_published is not None:
+            self._on_published(connection, published[0], published[-1])
+        return {"outcome": "pulled", "published": len(published), "seq": state.seq}
+
+    def _acquire(self, system: str, subject_id: str) -> PullState:
+        now = self._clock()
+        for _ in range(3):
+            state = self._repos.pull_states.get(connection_partition(system, "space", subject_id), "state")
+            if state is None:
+                state = PullState(system=system, subject_id=subject_id)
+                state.lease_owner, state.lease_until = self.worker_id, now + LEASE
+                try:
+                    return self._repos.pull_states.insert(state)
+                except AlreadyExists:
+                    continue
+            if state.lease_owner and state.lease_until and state.lease_until > now:
+                raise PullBusy(f"room {subject_id} is being pulled by another worker")
+            state.lease_owner, state.lease_until = self.worker_id, now + LEASE
+            try:
+                return self._repos.pull_states.update(state)
+            except ConcurrencyConflict:
+                continue
+        raise PullBusy(f"room {subject_id} is being pulled by another worker")
+
+    def _release(self, state: PullState) -> None:
+        with contextlib.suppress(DomainError):
+            current = self._repos.pull_states.get(state.partition_key(), "state")
+            if current is not None and current.lease_owner == self.worker_id:
+                current.lease_owner = current.lease_until = None
+                self._repos.pull_states.update(current)
+
+    # --- reading Graph -----------------------------------------------------------------------------------------
+
+    def _read(self, token: TokenSource, connection: Connection,
+              state: PullState) -> tuple[list[Change], dict[str, Any]]:
+        """The changes since the room's delta link (or a new baseline), and what the state advances to once
+        they are committed."""
+        now = self._clock()
+        window_start, window_end = state.window_start, state.window_end
+        calendar_key = f"{connection.mailbox.lower()}|{connection.sync_calendar_id or ''}"
+        baseline = (state.delta_link is None or state.calendar_key != calendar_key or state.window_start is None
+                    or now - state.window_start > REBASELINE_AFTER + BEFORE_TODAY)
+        for attempt in range(2):
+            if baseline:
+                window_start = (now - BEFORE_TODAY).replace(hour=0, minute=0, second=0, microsecond=0)
+                window_end = window_start + self._horizon
+                url = self._delta_url(connection, window_start, window_end)
+            else:
+                url = state.delta_link or ""
+            try:
+                items, delta_link = self._pages(token, url)
+                break
+            except GraphError as exc:
+                if exc.http_status == 410 and attempt == 0:  # the delta token expired: start over
+                    log.info("delta token of %s/%s expired (410); new baseline", connection.system,
+                             connection.subject_id)
+                    baseline = True
+                    continue
+                raise
+        advance: dict[str, Any] = {"delta_link": delta_link, "calendar_key": calendar_key, "last_pull_at": now,
+                                   "window_start": window_start, "window_end": window_end}
+        if baseline:
+            advance["baselined_at"] = now
+        return self._changes(connection, state, items, baseline, window_start), advance
+
+    def _delta_url(self, connection: Connection, start: datetime, end: datetime) -> str:
+        own = not connection.sync_resource or connection.sync_resource == connection.account_username.lower()
+        root = "/me" if own else f"/users/{quote(connection.sync_resource, safe='@')}"
+        calendar = (f"/calendars/{quote(connection.sync_calendar_id, safe='')}" if connection.sync_calendar_id
+                    else "")
+        return f"{root}{calendar}/calendarView/delta?startDateTime={_z(start)}&endDateTime={_z(end)}"
+
+    def _pages(self, token: TokenSource, url: str) -> tuple[list[dict[str, Any]], str]:
+        headers = {"Prefer": f'odata.maxpagesize={PAGE_SIZE}, outlook.timezone="UTC"'}
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._graph.request(token, "GET", url, headers=headers)
+            items.extend(page.get("value", []))
+            if page.get("@odata.nextLink"):
+                url = page["@odata.nextLink"]
+                continue
+            return items, str(page.get("@odata.deltaLink") or "")
+
+    # --- deciding what changed ---------------------------------------------------------------------------------
+
+    def _changes(self, connection: Connection, state: PullState, items: list[dict[str, Any]],
+                 baseline: bool, window_start: datetime | None) -> list[Change]:
+        if not items and not baseline:
+            return []
+        partition = state.partition_key()
+        records = {r.event_id: r for r in self._repos.sync_records.partition(partition) if r.event_id}
+        stored = {e.event_id: e for e in self._repos.external_events.of_room(partition)}
+        observed = {o.event_id: o.digest for o in self._repos.own_observations.of_room(partition)}
+        location = self._integrations.location(connection.system, connection.location) if connection.location \
+            else None
+        populate = bool(location and location.populate_creator)
+        now = self._clock()
+        changes: list[Change] = []
+        seen: set[str] = set()
+        for item in items:
+            event_id = str(item.get("id", ""))
+            if "@removed" in item or item.get("isCancelled"):
+                changes.extend(self._removed(state, event_id, records, stored, observed))
+                continue
+            seen.add(event_id)
+            if event_id in records:
+                changes.extend(self._own(state, records[event_id], item, observed))
+                continue
+            changes.extend(self._external(connection, item, stored, records, populate, now))
+        if baseline:  # stored events in the window that the new baseline no longer has were removed
+            for event in list(stored.values()):
+                if event.event_id in seen:
+                    continue
+                if window_start and event.end_utc > window_start:
+                    changes.extend(self._removed(state, event.event_id, records, stored, observed))
+                else:  # fell out of the window into the past: forget it quietly
+                    changes.append(Change("", event.event_id, {}, delete=stored.pop(event.event_id)))
+        return changes
+
+    def _removed(self, state: PullState, event_id: str, records: dict[str, SyncRecord],
+                 stored: dict[str, ExternalEvent], observed: dict[str, str]) -> list[Change]:
+        if event_id in records:
+            if observed.get(event_id) == "deleted":
+                return []
+            observed[event_id] = "deleted"
+            record = records[event_id]
+            return [Change("own_event_deleted", event_id, {"item": record.item_id,
+                                                            "occurrence": record.occurrence_key},
+                           upsert=self._observation(state, event_id, "deleted"))]
+        event = stored.pop(event_id, None)
+        if event is None:
+            return []  # not ours to report: an event we deleted ourselves, or one outside the window
+        return [Change("removed", event_id, {"start": iso(event.start_utc), "end": iso(event.end_utc)},
+                       delete=event)]
+
+    def _own(self, state: PullState, record: SyncRecord, item: dict[str, Any],
+             observed: dict[str, str]) -> list[Change]:
+        start, end = _instant(item.get("start")), _instant(item.get("end"))
+        subject = str(item.get("subject") or "")
+        ours = subject == record.subject and _same(start, record.start_utc) and _same(end, record.end_utc)
+        digest = _digest(subject, start, end)
+        if ours or observed.get(record.event_id or "") == digest:
+            return []  # our own write coming back (an echo), or a change already reported
+        observed[record.event_id or ""] = digest
+        return [Change("own_event_changed", record.event_id or "", {
+            "item": record.item_id, "occurrence": record.occurrence_key, "subject": subject,
+            "start": iso(start), "end": iso(end)}, upsert=self._observation(state, record.event_id or "", digest))]
+
+    @staticmethod
+    def _observation(state: PullState, event_id: str, digest: str) -> OwnObservation:
+        return OwnObservation(system=state.system, subject_id=state.subject_id, event_id=event_id, digest=digest)
+
+    def _external(self, connection: Connection, item: dict[str, Any], stored: dict[str, ExternalEvent],
+                  records: dict[str, SyncRecord], populate: bool, now: datetime) -> list[Change]:
+        event_id = str(item["id"])
+        organizer = (item.get("organizer") or {}).get("emailAddress") or {}
+        start, end = _instant(item.get("start")), _instant(item.get("end"))
+        if start is None or end is None:
+            return []
+        existing = stored.get(event_id)
+        event = ExternalEvent(
+            system=connection.system, subject_id=connection.subject_id, event_id=event_id,
+            subject=str(item.get("subject") or ""), start_utc=start, end_utc=end,
+            is_all_day=bool(item.get("isAllDay")), organizer_name=str(organizer.get("name") or ""),
+            organizer_email=str(organizer.get("address") or ""),
+            series_master_id=item.get("seriesMasterId"),
+            first_seen_at=existing.first_seen_at if existing else now,
+            creator_populated=existing.creator_populated if existing else populate,
+        )
+        event.conflict = any(r.start_utc and r.end_utc and r.start_utc < end and start < r.end_utc
+                             for r in records.values())
+        event.fingerprint = _digest(event.subject, start, end, event.is_all_day, event.organizer_email,
+                                    event.conflict)
+        if existing is not None and existing.fingerprint == event.fingerprint:
+            return []  # a replayed delta item: nothing new
+        stored[event_id] = event
+        return [Change("updated" if existing else "created", event_id, external_json(event), upsert=event)]
+
+    # --- publishing --------------------------------------------------------------------------------------------
+
+    def _publish(self, connection: Connection, state: PullState, changes: list[Change],
+                 advance: dict[str, Any]) -> list[int]:
+        """Commit feed entries, the stored rows they describe and the room's state together, in transactions of
+        the room's partition (at most 100 operations each, the state's ETag in every one). A crash between two
+        transactions leaves a consistent prefix; the next pull rereads the same delta and carries on."""
+        now = self._clock()
+        published: list[int] = []
+        groups = [changes[i:i + 45] for i in range(0, len(changes), 45)] or [[]]
+        for index, group in enumerate(groups):
+            operations: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+            for change in group:
+                if change.change:
+                    state.seq += 1
+                    entry = FeedEntry(system=state.system, subject_id=state.subject_id, seq=state.seq,
+                                      change=change.change, event_id=change.event_id, data=change.data,
+                                      published_at=now)
+                    operations.append(("upsert", self._repos.feed.encode(entry), {}))
+                    published.append(state.seq)
+                if isinstance(change.upsert, ExternalEvent):
+                    operations.append(("upsert", self._repos.external_events.encode(change.upsert), {}))
+                elif isinstance(change.upsert, OwnObservation):
+                    operations.append(("upsert", self._repos.own_observations.encode(change.upsert), {}))
+                if change.delete is not None:
+                    operations.append(("delete", {"PartitionKey": change.delete.partition_key(),
+                                                  "RowKey": change.delete.row_key()}, {}))
+            if index == len(groups) - 1:  # the new delta link and window only with the last group
+                for name, value in advance.items():
+                    setattr(state, name, value)
+                state.lease_owner = state.lease_until = None
+            operations.append(("update", self._repos.pull_states.encode(state),
+                               {"mode": UpdateMode.REPLACE, "etag": state.etag,
+                                "match_condition": MatchConditions.IfNotModified}))
+            try:
+                results = self._repos.pull_states.transaction(operations)
+            except ConcurrencyConflict:
+                raise PullBusy("the room's pull state changed under this pull's lease") from None
+            state.etag = (results[-1] or {}).get("etag")
+        return published
+
+    # --- the feed ----------------------------------------------------------------------------------------------
+
+    def feed(self, system: str, subject_id: str, cursor: str | None, limit: str | None) -> dict[str, Any]:
+        connection = self._access.require(system, "space", subject_id)
+        after = _int(cursor, "cursor", 0)
+        size = _int(limit, "limit", 100)
+        if after < 0:
+            raise ValidationFailed("cursor", "must be 0 or a cursor this feed returned")
+        if not 1 <= size <= MAX_FEED_PAGE:
+            raise ValidationFailed("limit", f"must be 1-{MAX_FEED_PAGE}")
+        partition = connection_partition(system, "space", subject_id)
+        state = self._repos.pull_states.get(partition, "state")
+        last = state.seq if state else 0
+        entries = [e for e in self._repos.feed.after(partition, after, size) if e.seq <= last]
+        return {"system": system, "id": connection.subject_id, "changes": [feed_json(e) for e in entries],
+                "next_cursor": str(entries[-1].seq if entries else after), "more": bool(entries) and
+                entries[-1].seq < last}
+
+    def backfill_creators(self, system: str, subject_id: str) -> dict[str, Any]:
+        """Publish creator name and email for external events first seen before the switch was turned on."""
+        connection = self._access.require(system, "space", subject_id)
+        location = self._integrations.location(system, connection.location) if connection.location else None
+        if location is None or not location.populate_creator:
+            raise ValidationFailed("populate_creator", "is off for this space's location: turn it on first")
+        state = self._acquire(system, subject_id)
+        try:
+            partition = connection_partition(system, "space", subject_id)
+            events = [e for e in self._repos.external_events.of_room(partition) if not e.creator_populated]
+            for event in events:
+                event.creator_populated = True
+            published = self._publish(connection, state, [Change("updated", e.event_id, external_json(e),
+                                                                  upsert=e) for e in events], {})
+        except BaseException:
+            self._release(state)
+            raise
+        if published and self._on_published is not None:
+            self._on_published(connection, published[0], published[-1])
+        return {"updated": len(published)}
+
+
+def external_json(event: ExternalEvent) -> dict[str, Any]:
+    data: dict[str, Any] = {"subject": event.subject, "start": iso(event.start_utc), "end": iso(event.end_utc),
+                            "is_all_day": event.is_all_day, "conflict": event.conflict}
+    if event.series_master_id:
+        data["series_master_id"] = event.series_master_id
+    if event.creator_populated:
+        data["creator"] = {"name": event.organizer_name, "email": event.organizer_email}
+    return data
+
+
+def feed_json(entry: FeedEntry) -> dict[str, Any]:
+    return {"id": f"{entry.system}:{entry.subject_id}:{entry.seq}", "seq": entry.seq, "type": entry.change,
+            "event_id": entry.event_id, "event": entry.data, "published_at": iso(entry.published_at)}
+
+
+def _instant(value: Any) -> datetime | None:
+    """Graph's dateTime (we ask for UTC) with up to 7 fractional digits."""
+    if not isinstance(value, dict) or not value.get("dateTime"):
+        return None
+    text = str(value["dateTime"])
+    if "." in text:
+        head, frac = text.split(".", 1)
+        text = f"{head}.{frac.rstrip('Z')[:6]}"
+    parsed = datetime.fromisoformat(text.rstrip("Z"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _z(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _same(a: datetime | None, b: datetime | None) -> bool:
+    return a is not None and b is not None and abs((a - b).total_seconds()) < 1
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+
+def _int(value: str | None, name: str, default: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ValidationFailed(name, "must be a whole number") from None
+
