@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from shared.storage.repositories import RefreshSchedule, TokenCaches
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
+HOT_MARGIN = 300.0  # an access token in hand is used until 5 minutes before it expires
 
 
 class ReauthorizationRequired(DomainError):
@@ -53,6 +55,9 @@ class TokenService:
         # One refresh at a time per connection within this process; across processes the ETag decides.
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
+        # Access tokens in hand (token, valid until, monotonic): a bulk job asks before every batch, and reading,
+        # decrypting and consulting the cache each time would cost a table read per batch.
+        self._hot: dict[str, tuple[str, float]] = {}
 
     # --- the cache ------------------------------------------------------------------------------------------------
 
@@ -67,6 +72,8 @@ class TokenService:
         self._schedule_entry(row, replacing=old)
 
     def erase(self, connection: Connection) -> None:
+        prefix = f"{connection.system}|{connection.row_key()}|"
+        self._hot = {k: v for k, v in self._hot.items() if not k.startswith(prefix)}
         old = self._caches.get(connection.system, connection.row_key())
         self._caches.delete(connection.system, connection.row_key())
         if old is not None and old.due_key:
@@ -98,10 +105,17 @@ class TokenService:
         Raises `ReauthorizationRequired` when only a new sign-in can help, `CredentialsInvalid` when the app's
         own credentials were refused, `TokenRefused` or `DependencyUnavailable` for what may pass.
         """
+        key = f"{connection.system}|{connection.row_key()}|{connection.home_account_id}"
         with self._lock_for(connection):
-            return self._acquire(integration, connection, force_refresh)
+            hot = self._hot.get(key)
+            if hot is not None and not force_refresh and hot[1] - time.monotonic() > HOT_MARGIN:
+                return hot[0]
+            self._hot.pop(key, None)
+            token, lifetime = self._acquire(integration, connection, force_refresh)
+            self._hot[key] = (token, time.monotonic() + lifetime)
+            return token
 
-    def _acquire(self, integration: Integration, connection: Connection, force_refresh: bool) -> str:
+    def _acquire(self, integration: Integration, connection: Connection, force_refresh: bool) -> tuple[str, float]:
         secret = self._secrets.value(integration)
         last_error: dict[str, Any] = {}
         for _ in range(MAX_ATTEMPTS):
@@ -116,7 +130,7 @@ class TokenService:
             if "access_token" in result:
                 if cache.has_state_changed:
                     self._write_back(connection, row, cache)
-                return str(result["access_token"])
+                return str(result["access_token"]), float(result.get("expires_in") or 0)
             last_error = result
             if self._cache_moved_on(connection, row):
                 continue  # another writer rotated the refresh token meanwhile: use theirs

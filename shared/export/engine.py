@@ -102,6 +102,10 @@ class SyncEngine:
         self._clock = clock
         self._max_attempts = max_attempts
 
+    def graph_stats(self) -> dict[str, int]:
+        """Round trips, batches and retries of this process's Graph batches (benchmarks report them)."""
+        return self._executor.stats.snapshot()
+
     # --- planning ----------------------------------------------------------------------------------------------
 
     def push(self, target: Target, wanted: Sequence[Desired], *, mode: str = "upsert",
@@ -171,8 +175,9 @@ class SyncEngine:
                 outcomes.append(Outcome(op.record.item_id, op.record.occurrence_key, "deleted"))
             elif op.kind == "create":
                 op.record.state = PENDING
-        # Creates are recorded before they are sent: the generation (hence the transactionId) is then fixed.
-        self._records.upsert_many(op.record for op in ops if op.kind == "create")
+        # A re-create (generation > 0) is recorded before it is sent, so its transactionId survives a crash; a first
+        # create needs no record for that (no record means generation 0), which spares a write before each batch.
+        self._records.upsert_many(op.record for op in ops if op.kind == "create" and op.record.generation > 0)
         round_ops = [op for op in ops if op.record.state != "deleted"]
         for _ in range(3):  # the first pass, then follow-ups (re-creates, transactionId look-ups, their updates)
             if not round_ops:
@@ -185,7 +190,7 @@ class SyncEngine:
                 if follow is not None:
                     follow_ups.append(follow)
             if follow_ups and any(f.kind == "create" for f in follow_ups):
-                self._records.upsert_many(f.record for f in follow_ups if f.kind == "create")
+                self._records.upsert_many(f.record for f in follow_ups if f.kind == "create" and f.record.generation)
             round_ops = follow_ups
         for op in round_ops:  # follow-ups that the rounds did not reach: leave them to the retry table
             outcomes.append(self._transient(op, GraphResult("", 0, None, "FollowUpPending", 0)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from shared import validation
@@ -56,6 +57,9 @@ class ExportService:
         self._queues = queues
         self._alerts = alerts
         self._clock = clock
+
+    def graph_stats(self) -> dict[str, int]:
+        return self._engine.graph_stats()
 
     # --- one item ------------------------------------------------------------------------------------------------
 
@@ -194,29 +198,24 @@ class ExportService:
             raise ValidationFailed("items", f"at most {MAX_JOB_OCCURRENCES} occurrences per job; split it")
 
         now = self._clock()
-        merged = [self._merged(item, now) for item in items]
-        self._repos.items.upsert_many(merged)
+        partition = connection_partition(system, kind, subject_id)
+        stored = {i.item_id: i for i in self._repos.items.of_ids(partition, [i.item_id for i in items])}
+        for item in items:
+            _merge(item, stored.get(item.item_id), now)
         job = ExportJob(system=system, kind=kind, subject_id=subject_id, job_id=uuid.uuid4().hex, mode=mode,
                         total=total, chunks=0, created_at=now)
         chunks = _chunk(items, job.job_id)
         job.chunks = len(chunks)
         self._repos.export_chunks.upsert_many(chunks)
         self._repos.export_jobs.insert(job)
-        for chunk in chunks:
+        by_id = {i.item_id: i for i in items}
+        for chunk in chunks:  # each chunk's items are stored before its message, so workers start early
+            self._repos.items.upsert_many(by_id[item_id] for item_id in chunk.item_ids)
             self._queues.send(EXPORT_QUEUE, {"type": "chunk", "system": system, "kind": kind, "id": subject_id,
                                              "job": job.job_id, "chunk": chunk.index})
         log.info("export job %s for %s/%s: %d items, %d occurrences, %d chunks", job.job_id, system,
                  connection.row_key(), len(items), total, len(chunks))
         return self._job_json(job, chunks)
-
-    def _merged(self, item: Item, now: Any) -> Item:
-        """A bulk export carries future occurrences only: keep the stored item's others."""
-        stored = self._repos.items.get(item.partition_key(), item.item_id)
-        if stored is not None:
-            sent = {o["key"] for o in item.occurrences}
-            item.occurrences = [o for o in stored.occurrences if o["key"] not in sent] + item.occurrences
-        item.updated_at = now
-        return item
 
     def job_status(self, system: str, kind: str, subject_id: str, job_id: str) -> dict[str, Any]:
         self._access.require(system, kind, subject_id)
@@ -270,7 +269,7 @@ class ExportService:
             self._repos.export_chunks.upsert(chunk)
             return "connection_removed"
         partition = connection_partition(system, kind, subject_id)
-        items = [i for i in (self._repos.items.get(partition, item_id) for item_id in chunk.item_ids) if i]
+        items = self._repos.items.of_ids(partition, chunk.item_ids)
         wanted = {(i.item_id, o["key"]) for i in items for o in i.occurrences}
         mode = "missing" if job.mode == "not_exported" else "all"
         outcomes = self._push(connection, items, mode=mode, asserted_since=job.created_at, only=wanted)
@@ -337,6 +336,14 @@ class ExportService:
                               "or remove the authorization without removing events")
         self._repos.items.delete_many((i.partition_key(), i.row_key()) for i in self._repos.items.partition(partition))
         return sum(1 for o in outcomes if o.state == "deleted")
+
+
+def _merge(item: Item, stored: Item | None, now: datetime) -> None:
+    """A bulk export carries future occurrences only: keep the stored item's others."""
+    if stored is not None:
+        sent = {o["key"] for o in item.occurrences}
+        item.occurrences = [o for o in stored.occurrences if o["key"] not in sent] + item.occurrences
+    item.updated_at = now
 
 
 def _own_mailbox(connection: Connection) -> bool:

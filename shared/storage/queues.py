@@ -41,7 +41,9 @@ class QueueSender:
     def from_settings(cls, settings: Settings) -> QueueSender:
         # The SDK's default backoff (15 s, growing) would outlast a function invocation; fail within seconds
         # and let the caller's own retry (the queue, the timer) take over.
-        options: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 20,
+        from shared.storage.transport import storage_transport
+
+        options: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 20, "transport": storage_transport(),
                                    "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2)}
         if settings.storage_connection_string:
             service = QueueServiceClient.from_connection_string(settings.storage_connection_string, **options)

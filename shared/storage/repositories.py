@@ -91,6 +91,16 @@ class Items(TableRepository[Item]):
     table = "items"
     row_type = Item
 
+    def of_ids(self, partition: str, item_ids: list[str]) -> list[Item]:
+        """Several items of a connection: one range query over the span of their IDs (a job's chunks hold
+        neighbouring IDs), or point reads when they are few."""
+        if len(item_ids) <= 8:
+            return [i for i in (self.get(partition, item_id) for item_id in item_ids) if i is not None]
+        wanted = set(item_ids)
+        rows = self.query("PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi",
+                          parameters={"pk": partition, "lo": min(item_ids), "hi": max(item_ids)}, page_size=1000)
+        return [i for i in rows if i.item_id in wanted]
+
 
 class SyncRecords(TableRepository[SyncRecord]):
     table = "syncrecords"

@@ -336,13 +336,16 @@ _CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 20, 
 
 def table_service(settings: Any) -> TableServiceClient:
     """The process's table service client, from the same storage settings the Functions runtime uses."""
+    from shared.storage.transport import storage_transport
+
+    options = {**_CLIENT_OPTIONS, "transport": storage_transport()}
     if settings.storage_connection_string:
-        return TableServiceClient.from_connection_string(settings.storage_connection_string, **_CLIENT_OPTIONS)
+        return TableServiceClient.from_connection_string(settings.storage_connection_string, **options)
     if settings.storage_account_name:
         from azure.identity import DefaultAzureCredential
 
         endpoint = f"https://{settings.storage_account_name}.table.{settings.storage_endpoint_suffix}"
-        return TableServiceClient(endpoint, credential=DefaultAzureCredential(), **_CLIENT_OPTIONS)
+        return TableServiceClient(endpoint, credential=DefaultAzureCredential(), **options)
     from shared.errors import ConfigurationError
 
     raise ConfigurationError("no storage configured: set AzureWebJobsStorage or AzureWebJobsStorage__accountName")

@@ -1,0 +1,586 @@
+"""The local stack for benchmarks, on free ports: the same building blocks the test fixtures use (local CA, Azurite,
+the managed-identity and Key Vault endpoints, the Microsoft simulator, the function app behind the local host),
+without pytest. The app runs in this process (its services are `stack.services()`); the simulator runs in its own
+process (`simulator="process"`, see bench/simulator_process.py) or, as in the tests, in a thread of this one.
+
+The function app is served for HTTP only: the host object is built as `func start` would build it (same
+functions, keys, routes), but only its WSGI front is served. Its queue listeners and timers are not started, so a
+benchmark's own queue worker is the only consumer of a queue, and nothing else (a timer's retry drain, a token
+sweep) talks to Graph while a figure is measured.
+
+Everything started is stopped by `close()` (or leaving the `with` block), also on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import requests
+from azure.core.exceptions import AzureError
+
+from devstack.azurite import Azurite
+from devstack.keyvault import KeyVaultEndpoint
+from devstack.managed_identity import ManagedIdentityEndpoint, TokenAuthority
+from devstack.ports import free_port, wait_listening
+from devstack.serving import serve_in_thread, shutdown
+from devstack.stack import REPO, load_local_settings
+from devstack.tls import LocalTls, create_local_tls
+from simulator.core import Simulator
+from simulator.server import SimulatorApp, make_https_server
+from simulator.testing import RunningSimulator
+
+FUNCTION_KEY = "bench-function-key"
+MASTER_KEY = "bench-master-key"
+
+log = logging.getLogger("bench")
+
+
+class ApiClient:
+    """`requests` against the app with the function key, JSON in and out (the shape tests.helpers expects:
+    `.get/.put/.post/.patch/.delete(path, ...)`, `.session`, `.base`)."""
+
+    def __init__(self, base: str, key: str | None = FUNCTION_KEY) -> None:
+        self.base = base
+        self.session = requests.Session()
+        self.session.trust_env = False
+        if key:
+            self.session.headers["x-functions-key"] = key
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("allow_redirects", False)
+        return self.session.request(method, f"{self.base}{path}", **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self._call("GET", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self._call("PUT", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self._call("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        return self._call("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self._call("DELETE", path, **kwargs)
+
+
+class BenchStack:
+    """Start with `BenchStack(...).start()` or `with BenchStack(...) as stack:`; `settings` are extra app settings
+    (e.g. {"GRAPH_GLOBAL_CONCURRENCY": "16"}) on top of the example's defaults."""
+
+    def __init__(self, settings: dict[str, str] | None = None, *, simulator: str = "process") -> None:
+        if simulator not in ("thread", "process"):
+            raise ValueError("simulator must be 'thread' or 'process'")
+        self.simulator_mode = simulator
+        self.extra_settings = dict(settings or {})
+        self._cleanup = contextlib.ExitStack()
+        self._tmp: Path | None = None
+        self.tls: LocalTls | None = None
+        self.azurite: Azurite | None = None
+        self.identity: ManagedIdentityEndpoint | None = None
+        self.vault: KeyVaultEndpoint | None = None
+        self.simulator: InProcessSimulator | SimulatorProcess | None = None
+        self.app_url = ""
+        self.env: dict[str, str] = {}
+        self._saved_env: dict[str, str] | None = None
+
+    # --- life cycle ----------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> BenchStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> BenchStack:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self._saved_env = dict(os.environ)
+        self._cleanup.callback(self._restore_env)
+        tmp = tempfile.TemporaryDirectory(prefix="bench-")
+        self._cleanup.callback(tmp.cleanup)
+        self._tmp = Path(tmp.name)
+        self.tls = create_local_tls(self._tmp / "tls")
+
+        self.azurite = Azurite(free_port(), free_port())
+        self._cleanup.callback(self.azurite.stop)  # registered first: stop() also kills a half-started Azurite
+        self.azurite.start()
+
+        self.identity = ManagedIdentityEndpoint(TokenAuthority()).start(free_port())
+        self._cleanup.callback(self.identity.stop)
+        os.environ.update(self.identity.environment())  # as App Service sets them for the worker
+        self.vault = KeyVaultEndpoint(self.identity.authority, self.tls).start(free_port())
+        self._cleanup.callback(self.vault.stop)
+
+        if self.simulator_mode == "process":
+            self.simulator = SimulatorProcess(self.tls, self._tmp / "simulator.log")
+        else:
+            self.simulator = InProcessSimulator(*start_timed_simulator(self.tls))
+        self._cleanup.callback(self.simulator.stop)
+
+        self._start_app()
+
+    def _start_app(self) -> None:
+        import function_app
+        from devstack.host import LocalFunctionsHost
+        from shared import runtime
+
+        assert self.azurite is not None and self.vault is not None and self.tls is not None
+        assert self.simulator is not None
+        port = free_port()
+        self.app_url = f"http://127.0.0.1:{port}"
+        self.env = {
+            **load_local_settings(REPO / "local.settings.example.json"),
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            "KEY_VAULT_URL": self.vault.url,
+            "OUTBOUND_CA_BUNDLE": str(self.tls.ca_path),
+            "PUBLIC_BASE_URL": self.app_url,
+            "IDENTITY_AUTHORITY_HOST": self.simulator.url,
+            "GRAPH_BASE_URL": f"{self.simulator.url}/v1.0",
+            "TABLE_PREFIX": "bench" + uuid.uuid4().hex[:6],
+            **self.extra_settings,
+        }
+        os.environ.update(self.env)
+        runtime.reset()
+        self._cleanup.callback(runtime.reset)  # its clients point at services that are going away
+        host = LocalFunctionsHost(function_app.app, host_json=json.loads((REPO / "host.json").read_text()),
+                                  env=dict(os.environ), function_key=FUNCTION_KEY, master_key=MASTER_KEY,
+                                  storage_connection_string=self.azurite.connection_string)
+        self._cleanup.callback(host.stop)  # closes its invoker; no listeners or timers were started
+        # HTTP only: the host's WSGI front, not host.start() (which would also poll queues and run timers).
+        server = serve_in_thread(host.wsgi_app, port, name="bench-app-http")
+        self._cleanup.callback(shutdown, server)
+
+    def close(self) -> None:
+        self._cleanup.close()
+
+    def _restore_env(self) -> None:
+        if self._saved_env is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+            self._saved_env = None
+
+    # --- using it ------------------------------------------------------------------------------------------------
+
+    @property
+    def sim(self) -> InProcessSimulator | SimulatorProcess:
+        assert self.simulator is not None, "the stack is not started"
+        return self.simulator
+
+    @property
+    def connection_string(self) -> str:
+        assert self.azurite is not None, "the stack is not started"
+        return self.azurite.connection_string
+
+    def api(self) -> ApiClient:
+        return ApiClient(self.app_url)
+
+    def services(self) -> Any:
+        """The app's own services object (the one its HTTP functions use): one process, one instance."""
+        from shared import runtime
+
+        return runtime.services()
+
+
+# --- the simulator, with a timeline of the Graph requests it served ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    method: str
+    path: str
+    started: float  # time.perf_counter() when the request reached the simulator
+    finished: float  # when its answer was ready (latency and throttling included)
+
+
+class RequestTimeline:
+    """WSGI middleware in front of the simulator: when each Graph request (`/v1.0/...`, a `$batch` envelope
+    counted once) arrived and was answered, so a benchmark can tell Graph time from the gaps between requests."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._served: list[Served] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/v1.0/"):
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        try:
+            return self.app(environ, start_response)
+        finally:
+            served = Served(environ.get("REQUEST_METHOD", ""), path, started, time.perf_counter())
+            with self._lock:
+                self._served.append(served)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._served.clear()
+
+    def served(self) -> list[Served]:
+        with self._lock:
+            return sorted(self._served, key=lambda s: s.started)
+
+
+def timed_simulator_app() -> tuple[RequestTimeline, Simulator]:
+    """A fresh simulator's WSGI app behind a RequestTimeline; the timeline is also served as JSON at
+    `/_bench/timeline` (GET; POST clears it) for a parent process."""
+    sim = Simulator()
+    holder: list[RequestTimeline] = []
+    app = SimulatorApp(sim, extra_handlers={"/_bench/timeline": lambda request: _timeline_endpoint(holder[0],
+                                                                                                  request)})
+    holder.append(RequestTimeline(app))
+    return holder[0], sim
+
+
+def start_timed_simulator(tls: LocalTls) -> tuple[RunningSimulator, RequestTimeline]:
+    """`simulator.testing.start_simulator` (the werkzeug server the tests use, in a thread of this process), with
+    a RequestTimeline in front of the simulator's WSGI app."""
+    timeline, sim = timed_simulator_app()
+    server = make_https_server(timeline.app, tls, "127.0.0.1", 0)
+    server.app = timeline
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="simulator",
+                              daemon=True)
+    thread.start()
+    return RunningSimulator(f"https://127.0.0.1:{server.port}", sim, tls.ca_path, server, timeline.app,
+                            thread), timeline
+
+
+def _timeline_endpoint(timeline: RequestTimeline, request: Any) -> Any:
+    from werkzeug import Response
+
+    if request.method == "POST":
+        timeline.clear()
+        return Response("{}", content_type="application/json")
+    rows = [[s.method, s.path, s.started, s.finished] for s in timeline.served()]
+    return Response(json.dumps(rows), content_type="application/json")
+
+
+# --- one interface over the simulator, in this process or in its own ------------------------------------------
+
+
+class InProcessSimulator:
+    """The simulator served from a thread of this process (as the test fixtures run it)."""
+
+    mode = "thread"
+
+    def __init__(self, running: RunningSimulator, timeline: RequestTimeline) -> None:
+        self.running = running
+        self.url = running.url
+        self.ca_path = running.ca_path
+        self._timeline = timeline
+
+    def authority(self, tenant: str = "common") -> str:
+        return self.running.authority(tenant)
+
+    @property
+    def control(self) -> Any:
+        return self.running.control
+
+    @property
+    def graph(self) -> Any:
+        return self.running.sim.graph
+
+    def served(self) -> list[Served]:
+        return self._timeline.served()
+
+    def clear_timeline(self) -> None:
+        self._timeline.clear()
+
+    def stop(self) -> None:
+        self.running.stop()
+
+
+class _Remote:
+    def __init__(self, session: requests.Session, url: str) -> None:
+        self._session = session
+        self._url = url
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._session.request(method, f"{self._url}{path}", json=body, timeout=60)
+        if response.status_code >= 400:
+            raise RuntimeError(f"simulator control {method} {path}: {response.status_code} {response.text[:300]}")
+        return response.json() if response.content else None
+
+
+class RemoteControl(_Remote):
+    """The directory side of the simulator's control API over HTTP (what tests.helpers.make_directory uses)."""
+
+    def create_tenant(self, name: str, domain: str, *, admin_consent_required: str | None = None) -> dict[str, Any]:
+        return self.call("POST", "/_control/tenants", {"name": name, "domain": domain,
+                                                       "admin_consent_required": admin_consent_required})
+
+    def create_user(self, tenant: str, address: str, display_name: str) -> dict[str, Any]:
+        return self.call("POST", f"/_control/tenants/{tenant}/users", {"address": address,
+                                                                       "display_name": display_name})
+
+    def create_room(self, tenant: str, address: str, display_name: str) -> dict[str, Any]:
+        return self.call("POST", f"/_control/tenants/{tenant}/rooms", {"address": address,
+                                                                       "display_name": display_name})
+
+    def grant_mailbox(self, grantee: str, mailbox: str, permission: str = "full_access") -> dict[str, Any]:
+        return self.call("POST", "/_control/mailbox-grants", {"grantee": grantee, "mailbox": mailbox,
+                                                              "permission": permission})
+
+    def create_app(self, tenant: str, display_name: str, **options: Any) -> dict[str, Any]:
+        return self.call("POST", "/_control/apps", {"tenant": tenant, "display_name": display_name, **options})
+
+
+class RemoteGraph(_Remote):
+    """The Graph side's control API over HTTP, with the method names of `simulator.graph.state.GraphState`."""
+
+    def set_latency(self, fixed_ms: float = 0.0, jitter_ms: float = 0.0) -> None:
+        self.call("PUT", "/_control/graph/latency", {"fixed_ms": fixed_ms, "jitter_ms": jitter_ms})
+
+    def set_throttling(self, **limits: Any) -> dict[str, Any]:
+        return self.call("PUT", "/_control/graph/throttling", limits)
+
+    def reset_counters(self) -> None:
+        self.call("POST", "/_control/graph/counters/reset")
+
+    def counter_snapshot(self) -> dict[str, Any]:
+        return self.call("GET", "/_control/graph/counters")
+
+    def list_events(self, mailbox: str) -> list[dict[str, Any]]:
+        return self.call("GET", f"/_control/graph/mailboxes/{mailbox}/events")
+
+
+class SimulatorProcess:
+    """The simulator in its own Python process (`python -m bench.simulator_process`), so its CPU work does not
+    share this process's interpreter lock with the app, as Microsoft's servers would not."""
+
+    mode = "process"
+
+    def __init__(self, tls: LocalTls, log_path: Path) -> None:
+        port = free_port()
+        self._log_path = log_path
+        with log_path.open("ab") as log_file:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.simulator_process", "--port", str(port),
+                 "--tls-dir", str(tls.ca_path.parent)],
+                cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        self.url = f"https://127.0.0.1:{port}"
+        self.ca_path = tls.ca_path
+        try:
+            wait_listening(port, timeout=30)
+        except BaseException:
+            self.stop()
+            raise
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(tls.ca_path)
+        self._session = session
+        self.control = RemoteControl(session, self.url)
+        self.graph = RemoteGraph(session, self.url)
+        self._remote = _Remote(session, self.url)
+
+    def authority(self, tenant: str = "common") -> str:
+        return f"{self.url}/{tenant}"
+
+    def served(self) -> list[Served]:
+        return [Served(m, p, s, f) for m, p, s, f in self._remote.call("GET", "/_bench/timeline")]
+
+    def clear_timeline(self) -> None:
+        self._remote.call("POST", "/_bench/timeline")
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM and SIGINT raise KeyboardInterrupt, so `finally` blocks and `with` exits clean up (SIGINT too:
+    a shell starts background jobs with it ignored, and Python then keeps ignoring it)."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class PoolFullCounter(logging.Handler):
+    """Counts urllib3's "Connection pool is full, discarding connection" warnings (more threads share a client
+    than its pool keeps connections for: each extra request opens and drops a connection) instead of printing
+    one line each."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        self.sizes: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "pool is full" in record.getMessage():
+            self.count += 1
+            self.sizes[str(record.args[-1]) if isinstance(record.args, tuple) and record.args else "?"] += 1
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+POOL_FULL = PoolFullCounter()
+
+
+def quiet_logs(level: int = logging.WARNING) -> None:
+    """The app logs one line per job and chunk at INFO; a benchmark's report should stay readable."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for name in ("azure", "urllib3", "msal", "werkzeug"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    pool_logger.addHandler(POOL_FULL)
+    pool_logger.propagate = False
+
+
+# --- a queue worker, as the Functions host runs a queue trigger ---------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    """One message handled by the worker, with its timings (time.perf_counter seconds)."""
+
+    body: dict[str, Any]
+    received_at: float
+    started_at: float
+    finished_at: float
+    outcome: Any = None
+    error: BaseException | None = None
+
+
+class QueueWorker:
+    """Consumes a Storage queue the way the local host's queue trigger does: base64 bodies (host.json
+    messageEncoding), the message stays invisible while its function runs, deleted on success, visible again
+    after `retry_visibility` seconds on failure. `threads` functions run at once (host.json batchSize); an idle
+    queue is polled every `poll_interval` seconds (the host's minimum; it is not backed off, so the pickup of a
+    job's first messages is not a matter of luck). `on_done` is called from the worker thread after each message."""
+
+    def __init__(self, connection_string: str, queue: str, handler: Callable[[dict[str, Any]], Any], *,
+                 threads: int = 16, poll_interval: float = 0.1, lease_seconds: int = 600, retry_visibility: int = 10,
+                 on_done: Callable[[Delivery], None] | None = None) -> None:
+        from devstack.host.queues import ensure_queue, queue_client
+
+        self._client = queue_client(connection_string, queue)
+        ensure_queue(self._client)
+        self.queue = queue
+        self._handler = handler
+        self._threads = threads
+        self._poll_interval = poll_interval
+        self._lease = lease_seconds
+        self._retry_visibility = retry_visibility
+        self._on_done = on_done
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"bench-{queue}")
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._inflight = 0
+        self._thread = threading.Thread(target=self._poll, name=f"bench-poll-{queue}", daemon=True)
+        self.deliveries: list[Delivery] = []
+        self.receives = 0  # receive calls that returned messages
+        self.peak_inflight = 0
+
+    def __enter__(self) -> QueueWorker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> QueueWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._thread.join(timeout)
+        with self._changed:
+            self._changed.wait_for(lambda: self._inflight == 0, timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            with self._changed:
+                self._changed.wait_for(lambda: self._inflight < self._threads or self._stop.is_set())
+                free = self._threads - self._inflight
+            if self._stop.is_set():
+                return
+            try:
+                pages = self._client.receive_messages(messages_per_page=min(free, 32),
+                                                      visibility_timeout=self._lease).by_page()
+                messages = list(next(pages, []))
+            except AzureError as exc:
+                log.warning("queue %s: receive failed (%s); retrying", self.queue, type(exc).__name__)
+                messages = []
+            if not messages:
+                self._stop.wait(self._poll_interval)
+                continue
+            received = time.perf_counter()
+            self.receives += 1
+            with self._changed:
+                self._inflight += len(messages)
+                self.peak_inflight = max(self.peak_inflight, self._inflight)
+            for message in messages:
+                self._pool.submit(self._process, message, received)
+
+    def _process(self, message: Any, received: float) -> None:
+        from devstack.host.queues import decode
+
+        started = time.perf_counter()
+        body: dict[str, Any] = {}
+        outcome: Any = None
+        error: BaseException | None = None
+        try:
+            body = json.loads(decode(message.content, use_base64=True))
+            outcome = self._handler(body)
+            self._client.delete_message(message.id, message.pop_receipt)
+        except Exception as exc:  # noqa: BLE001 - as the host: log, and the message comes back later
+            error = exc
+            log.warning("queue %s: message %s failed: %s", self.queue, message.id, exc)
+            with contextlib.suppress(AzureError):
+                self._client.update_message(message.id, message.pop_receipt, visibility_timeout=self._retry_visibility)
+        delivery = Delivery(body, received, started, time.perf_counter(), outcome, error)
+        with self._changed:
+            self.deliveries.append(delivery)
+            self._inflight -= 1
+            self._changed.notify_all()
+        if self._on_done is not None:
+            try:
+                self._on_done(delivery)
+            except Exception:
+                log.exception("queue %s: on_done failed", self.queue)
