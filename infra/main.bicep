@@ -119,6 +119,7 @@ var queueNames = [
   'token-refresh'
   'export-work'
   'room-pull'
+  'webhook-delivery'
 ]
 
 // ---- Names ----

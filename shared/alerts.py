@@ -22,6 +22,7 @@ CREDENTIALS_INVALID = "credentials_invalid"
 SECRET_EXPIRING = "client_secret_expiring"  # noqa: S105 - alert type names
 SECRET_EXPIRED = "client_secret_expired"  # noqa: S105
 REPEATED_FAILURES = "repeated_failures"
+WEBHOOK_FAILING = "webhook_failing"
 
 
 class AlertService:

@@ -2,7 +2,8 @@
 
 Saving validates the credentials against Microsoft's token endpoint first, then stores the secret in Key Vault
 (a new version), then the row; a failed check changes nothing. The secret never leaves this module except to
-MSAL: responses show only whether one is set, a short hint and its expiry.
+MSAL: responses show only whether one is set, a short hint and its expiry. The webhook signing secret, chosen by
+the host, goes to Key Vault the same way; responses only say whether one is set (see shared/webhooks.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from shared.storage.repositories import Integrations, Locations
 from shared.validation import field
 
 MAX_SECRET_LENGTH = 1024
+MIN_WEBHOOK_SECRET_LENGTH = 32
+MAX_WEBHOOK_SECRET_LENGTH = 512
+
+
+def webhook_secret_name(system: str) -> str:
+    """The Key Vault secret holding a system's webhook signing secret (the row keeps only its version)."""
+    return secret_name("webhooksecret", system)
 
 
 class IntegrationDisabled(Conflict):
@@ -92,7 +100,7 @@ class IntegrationService:
         """Create or replace the integration; returns its description and whether it was created."""
         validation.identifier(system, "system")
         current = self._integrations.find(system)
-        candidate, new_secret = self._parse(system, body, current)
+        candidate, new_secret, new_webhook_secret = self._parse(system, body, current)
         secret = new_secret if new_secret is not None else self.secrets.value(candidate)
         self._identity.check_credentials(candidate, secret)  # raises with Microsoft's code
 
@@ -102,6 +110,10 @@ class IntegrationService:
                 candidate.secret_name, new_secret, content_type="client secret",
                 tags={"system": system, "client_id": candidate.client_id})
             candidate.secret_hint = new_secret[:3] + "…"
+        if new_webhook_secret is not None:
+            candidate.webhook_secret_version = self._store.set(
+                webhook_secret_name(system), new_webhook_secret, content_type="webhook signing secret",
+                tags={"system": system})
         candidate.credentials_ok, candidate.credentials_error = True, None
         candidate.credentials_checked_at = now
         candidate.updated_at = now
@@ -132,7 +144,7 @@ class IntegrationService:
 
     def _parse(
         self, system: str, body: dict[str, Any], current: Integration | None
-    ) -> tuple[Integration, str | None]:
+    ) -> tuple[Integration, str | None, str | None]:
         client_id = validation.guid(field(body, "client_id", str), "client_id")
         account_type = validation.one_of(field(body, "account_type", str), ACCOUNT_TYPES, "account_type")
         tenant_id = field(body, "tenant_id", str, required=account_type == "single_tenant")
@@ -150,6 +162,8 @@ class IntegrationService:
             raise ValidationFailed("allowed_return_origins", "must be a list of at most 20 origin strings")
         expires = field(body, "client_secret_expires_on", str, required=False)
         webhook = field(body, "webhook_url", str, required=False)
+        webhook_url = validation.https_url(webhook, "webhook_url") if webhook else None
+        webhook_secret = _webhook_secret(body, webhook_url, current)
         return Integration(
             system=system,
             client_id=client_id,
@@ -161,8 +175,9 @@ class IntegrationService:
             secret_version=current.secret_version if current else "",
             secret_hint=current.secret_hint if current else "",
             secret_expires_on=validation.day_or_datetime(expires, "client_secret_expires_on") if expires else None,
-            webhook_url=validation.https_url(webhook, "webhook_url") if webhook else None,
-        ), secret
+            webhook_url=webhook_url,
+            webhook_secret_version=current.webhook_secret_version if current else "",
+        ), secret, webhook_secret
 
     def _to_json(self, integration: Integration) -> dict[str, Any]:
         now = self._clock()
@@ -187,6 +202,7 @@ class IntegrationService:
                 "checked_at": iso(integration.credentials_checked_at),
             },
             "webhook_url": integration.webhook_url,
+            "webhook": {"url": integration.webhook_url, "secret_set": bool(integration.webhook_secret_version)},
             "redirect_uri": self._settings.redirect_uri,
             "note": "A newly registered app can take a few minutes before Microsoft accepts its credentials.",
             "updated_at": iso(integration.updated_at),
@@ -223,6 +239,26 @@ class IntegrationService:
             except (ConcurrencyConflict, Conflict):
                 continue
         raise ConcurrencyConflict("location settings kept changing; retry")
+
+
+def _webhook_secret(body: dict[str, Any], webhook_url: str | None, current: Integration | None) -> str | None:
+    """The new signing secret, if one was sent: required the first time a webhook URL is set, kept when omitted."""
+    value = field(body, "webhook_secret", str, required=False)
+    stored = bool(current and current.webhook_secret_version)
+    if value is None:
+        if webhook_url and not stored:
+            raise ValidationFailed("webhook_secret", f"is required with webhook_url: {MIN_WEBHOOK_SECRET_LENGTH}-"
+                                                     f"{MAX_WEBHOOK_SECRET_LENGTH} characters you choose, used to "
+                                                     "sign every delivery (e.g. 64 random hex digits)")
+        return None
+    if not webhook_url:
+        raise ValidationFailed("webhook_secret", "is only accepted together with webhook_url")
+    if not MIN_WEBHOOK_SECRET_LENGTH <= len(value) <= MAX_WEBHOOK_SECRET_LENGTH:
+        raise ValidationFailed("webhook_secret", f"must be {MIN_WEBHOOK_SECRET_LENGTH}-{MAX_WEBHOOK_SECRET_LENGTH} "
+                                                 "characters (e.g. 64 random hex digits)")
+    if not value.isprintable() or value != value.strip():
+        raise ValidationFailed("webhook_secret", "must be printable characters without leading or trailing spaces")
+    return value
 
 
 def location_json(row: LocationSettings) -> dict[str, Any]:

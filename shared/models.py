@@ -44,6 +44,7 @@ class Integration(Row):
     secret_hint: str = ""  # first characters only, so an admin can tell which secret is in use
     secret_expires_on: datetime | None = None
     webhook_url: str | None = None
+    webhook_secret_version: str = ""  # the signing secret itself is in Key Vault
     credentials_ok: bool = True
     credentials_error: str | None = None  # AADSTS code of the last failed check
     credentials_checked_at: datetime | None = None

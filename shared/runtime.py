@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
     from shared.token_health import TokenHealthService
+    from shared.webhooks import WebhookService
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Services:
     export: ExportService
     freebusy: FreeBusyService
     pull: PullService
+    webhooks: WebhookService
 
 
 def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
@@ -73,6 +75,7 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     from shared.storage.tables import table_service
     from shared.token_health import TokenHealthService
     from shared.tokens import TokenService
+    from shared.webhooks import WebhookService, webhook_session
 
     tables = table_service(settings)
     repos = Repositories.build(tables, settings.table_prefix)
@@ -92,8 +95,9 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     engine = SyncEngine(repos.sync_records, repos.retries,
                         BatchExecutor(graph, global_limit=settings.graph_global_concurrency), clock)
     export = ExportService(repos, access, integrations, engine, queues, alerts, clock)
+    webhooks = WebhookService(repos, secrets, queues, alerts, webhook_session(settings), clock=clock)
     pull = PullService(repos, access, integrations, graph, queues, horizon_days=settings.pull_horizon_days,
-                       clock=clock)
+                       clock=clock, on_published=webhooks.on_published)
     return Services(
         settings=settings,
         tables=tables,
@@ -113,6 +117,7 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
         export=export,
         freebusy=FreeBusyService(access, graph),
         pull=pull,
+        webhooks=webhooks,
     )
 
 
