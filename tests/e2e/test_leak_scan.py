@@ -10,6 +10,7 @@ import time
 import pytest
 from azure.data.tables import TableServiceClient
 
+from devstack.ports import free_port
 from shared.runtime import build_services
 from shared.settings import Settings
 from tests.helpers import configure, connect, make_directory, new_system
@@ -52,7 +53,9 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
 
     d = make_directory(simulator, app.redirect_uri)
     system = new_system()
-    configure(api, system, d, client_secret_expires_on="2030-01-01")
+    webhook_secret = "whsec-" + "k3y" * 12
+    configure(api, system, d, client_secret_expires_on="2030-01-01",
+              webhook_url=f"http://127.0.0.1:{free_port()}/hooks", webhook_secret=webhook_secret)
     api.put(f"/api/systems/{system}/integration", json={"client_id": d.client_id, "account_type": "common",
                                                         "client_secret": "wrong-secret-value-123"})
     connect(api, simulator, system, "user", "u1", d.staff)
@@ -61,6 +64,20 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
     calendar = api.get(f"/api/systems/{system}/connections/space/s1/calendars").json()["calendars"][0]
     api.patch(f"/api/systems/{system}/connections/space/s1", json={"sync_calendar_id": calendar["id"]})
     api.patch(f"/api/systems/{system}/connections/space/s1", json={"sync_resource": d.other_room})
+    api.patch(f"/api/systems/{system}/connections/space/s1", json={"sync_resource": d.room, "two_way": True,
+                                                                   "location": "main"})
+    api.put(f"/api/systems/{system}/locations/main", json={"title_mode": "patron_name", "populate_creator": True})
+    shift = {"title": "Desk", "occurrences": [{"key": "a", "start": "2030-02-01T09:00:00",
+                                                "end": "2030-02-01T10:00:00", "time_zone": "UTC"}]}
+    api.put(f"/api/systems/{system}/connections/user/u1/items/s-1", json=shift)
+    api.post(f"/api/systems/{system}/connections/user/u1/exports",
+             json={"mode": "all", "items": [{"item": f"b-{i}", **shift} for i in range(5)]})
+    simulator.sim.graph.create_event(d.room, {
+        "subject": "Made in Outlook", "start": {"dateTime": "2030-02-02T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2030-02-02T10:00:00", "timeZone": "UTC"}}, as_user=d.other_staff)
+    build_services(Settings.from_env(os.environ)).pull.pull(system, "s1")
+    api.get(f"/api/systems/{system}/connections/space/s1/external-events?cursor=0")
+    api.get(f"/api/systems/{system}/connections/user/u1/freebusy?start=2030-02-01T00:00:00Z&end=2030-02-03T00:00:00Z")
     harvest()
 
     timed = build_services(Settings.from_env(os.environ), clock=simulator.sim.clock.now)
@@ -83,7 +100,8 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
     harvest()
 
     data_key = timed.secrets.get(timed.settings.data_key_secret_name).value
-    secrets = {"client secret": d.secret, "data key": data_key, "wrong secret": "wrong-secret-value-123"}
+    secrets = {"client secret": d.secret, "data key": data_key, "wrong secret": "wrong-secret-value-123",
+               "webhook secret": webhook_secret}
     assert len(tokens) >= 6  # codes, access and refresh tokens of two connections and their rotations
     needles = {**secrets, **{f"token {t[:12]}…": t for t in tokens}}
 
