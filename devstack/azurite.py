@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
+import subprocess  # nosec B404 - starts Azurite with a fixed argv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +52,7 @@ class Azurite:
         return self
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        self._procs[name] = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        self._procs[name] = subprocess.Popen(  # noqa: S603 - fixed argv, no shell  # nosec B603
             argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, "AZURITE_ACCEPT_EULA": "true"},
         )

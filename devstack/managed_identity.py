@@ -67,7 +67,7 @@ class ManagedIdentityEndpoint:
         resource = resource.removesuffix("/.default")
         token, expires_on = self.authority.issue(resource)
         return _json({"access_token": token, "expires_on": str(expires_on), "resource": resource,
-                      "token_type": "Bearer", "client_id": self.authority.principal_id})
+                      "token_type": "Bearer", "client_id": self.authority.principal_id})  # nosec B105 - the OAuth token type, not a secret
 
     def start(self, port: int) -> ManagedIdentityEndpoint:
         self._server = serve_in_thread(self.wsgi_app, port, name="managed-identity")

@@ -12,7 +12,7 @@ import importlib
 import json
 import os
 import secrets
-import subprocess
+import subprocess  # nosec B404 - starts the local simulator process
 import sys
 import time
 from dataclasses import dataclass, field
@@ -135,10 +135,11 @@ class LocalStack:
             raise RuntimeError(f"configuring the demo system failed: {response.status_code} {response.text}")
 
     def _start_simulator(self) -> None:
-        assert self.tls is not None
+        if self.tls is None:
+            raise RuntimeError("the local CA must exist before the simulator starts")
         self.demo_file.unlink(missing_ok=True)
         log = (self.state_dir / "simulator.log").open("ab")
-        self.simulator = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+        self.simulator = subprocess.Popen(  # noqa: S603 - our own module, fixed argv  # nosec B603
             [sys.executable, "-m", "simulator", "--port", str(self.ports["simulator"]),
              "--tls-dir", str(self.tls.ca_path.parent), "--seed-demo", "--seed-out", str(self.demo_file),
              "--redirect-uri", f"{self.app_url}/api/oauth/callback"],
@@ -153,7 +154,8 @@ class LocalStack:
         runtime.reset()
         module = importlib.import_module("function_app")
         host_json = json.loads((REPO / "host.json").read_text())
-        assert self.azurite is not None
+        if self.azurite is None:
+            raise RuntimeError("Azurite must run before the app starts")
         self.host = LocalFunctionsHost(
             module.app, host_json=host_json, env=dict(os.environ), function_key=self.function_key,
             master_key=self.master_key, storage_connection_string=self.azurite.connection_string,

@@ -35,9 +35,10 @@ def oauth_start(req: func.HttpRequest) -> func.HttpResponse:
     location, failed = runtime.services().oauth.start_url(req.params.get("state"))
     if location is not None:
         return redirect(location)
-    assert failed is not None
-    return redirect(failed.redirect_location()) if failed.redirect_location() else page(failed.outcome,
-                                                                                        failed.message, 400)
+    back = failed.redirect_location() if failed else None
+    if back:
+        return redirect(back)
+    return page(failed.outcome if failed else "flow_invalid", failed.message if failed else "", 400)
 
 
 @bp.route(route="oauth/callback", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 REAUTHORIZATION_REQUIRED = "reauthorization_required"
 CREDENTIALS_INVALID = "credentials_invalid"
-SECRET_EXPIRING = "client_secret_expiring"  # noqa: S105 - alert type names
-SECRET_EXPIRED = "client_secret_expired"  # noqa: S105
+SECRET_EXPIRING = "client_secret_expiring"  # noqa: S105  # nosec B105 - an alert type name
+SECRET_EXPIRED = "client_secret_expired"  # noqa: S105  # nosec B105 - an alert type name
 REPEATED_FAILURES = "repeated_failures"
 WEBHOOK_FAILING = "webhook_failing"
 

@@ -31,7 +31,7 @@ from shared.tokens import ReauthorizationRequired, TokenService
 
 log = logging.getLogger(__name__)
 
-TOKEN_REFRESH_QUEUE = "token-refresh"  # noqa: S105 - a queue name
+TOKEN_REFRESH_QUEUE = "token-refresh"  # noqa: S105  # nosec B105 - a queue name
 
 
 class TokenHealthService:

@@ -170,7 +170,8 @@ class TokenService:
     def _schedule_entry(self, row: TokenCache, *, replacing: TokenCache | None) -> None:
         """Point the schedule at the cache's new due time: insert the new entry, then drop the old one, so a
         crash in between leaves an extra entry (harmless: the sweep skips stale ones), never none."""
-        assert row.due_at is not None
+        if row.due_at is None:  # every sealed row gets one; nothing to schedule otherwise
+            return
         with contextlib.suppress(AlreadyExists):
             self._schedule.insert(RefreshDue(due_at=row.due_at, system=row.system, kind=row.kind,
                                              subject_id=row.subject_id))

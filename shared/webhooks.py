@@ -253,7 +253,7 @@ class WebhookService:
         """Seconds before retry number `retry` (1, 2, ...): base, 2 x base, 4 x base ... capped, with +-20% jitter
         so endpoints coming back are not hit by every queued batch at once."""
         base = min(self.backoff_cap, self.backoff_base * 2 ** min(retry - 1, 30))
-        return max(0, round(min(self.backoff_cap, base * random.uniform(0.8, 1.2))))  # noqa: S311 - jitter
+        return max(0, round(min(self.backoff_cap, base * random.uniform(0.8, 1.2))))  # noqa: S311  # nosec B311 - jitter
 
 
 def _active(integration: Integration | None) -> bool:

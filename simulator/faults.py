@@ -61,7 +61,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._ids = itertools.count(1)
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # nosec B311 - simulated faults and jitter, not security
 
     def add(
         self,

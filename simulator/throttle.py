@@ -76,7 +76,7 @@ class Throttle:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._keys: dict[tuple[str, str], _KeyState] = {}
-        self._rng = random.Random(self.seed)
+        self._rng = random.Random(self.seed)  # nosec B311 - simulated faults and jitter, not security
 
     def configure(
         self,

@@ -133,9 +133,9 @@ class SyncEngine:
                 digest = content_hash(body)
                 record = existing.pop(occurrence.key, None)
                 op = self._plan(item, occurrence, record, body, digest, mode, asserted_since)
-                if op is None:
-                    assert record is not None
-                    outcomes.append(Outcome(item.item_id, occurrence.key, "unchanged", record.event_id))
+                if op is None:  # only an exported occurrence is left unchanged, so the record exists
+                    outcomes.append(Outcome(item.item_id, occurrence.key, "unchanged",
+                                            record.event_id if record else None))
                 else:
                     ops.append(op)
             if mode == "upsert":
@@ -200,8 +200,7 @@ class SyncEngine:
     def _request(self, target: Target, request_id: str, op: _Op) -> GraphRequest:
         record = op.record
         if op.kind == "create":
-            assert op.body is not None
-            body = {**op.body, "transactionId": transaction_id(_item_of(record), record.occurrence_key,
+            body = {**(op.body or {}), "transactionId": transaction_id(_item_of(record), record.occurrence_key,
                                                                record.generation)}
             return GraphRequest(request_id, "POST", target.create_url(), body)
         if op.kind == "update":

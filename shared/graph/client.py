@@ -136,7 +136,7 @@ def retry_after(header: str | None, attempt: int) -> float:
 
 def backoff(attempt: int) -> float:
     base = min(0.5 * 2 ** (attempt - 1), MAX_WAIT_SECONDS)
-    return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not security
+    return base / 2 + random.uniform(0, base / 2)  # noqa: S311  # nosec B311 - backoff jitter, not security
 
 
 def error_from(response: requests.Response) -> GraphError:

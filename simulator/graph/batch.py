@@ -130,7 +130,7 @@ def run_batch(envelope: GraphRequest, run_item: Callable[[GraphRequest], GraphRe
     lock = threading.Lock()
 
     def work(item: _Item) -> None:
-        assert item.request is not None
+        assert item.request is not None  # nosec B101 - an invariant the caller guarantees
         try:
             response = run_item(item.request)
         except DropConnection:

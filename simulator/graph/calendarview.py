@@ -120,7 +120,7 @@ def list_events(ctx: Ctx) -> GraphResponse:
 
 def list_instances(ctx: Ctx) -> GraphResponse:
     """/events/{id}/instances: the occurrences (and exceptions) of a series within a window."""
-    assert ctx.item_id is not None
+    assert ctx.item_id is not None  # nosec B101 - an invariant the caller guarantees
     start, end = window(ctx)
     inst = resolve(ctx.state.store, ctx.mailbox.id, ctx.item_id, ctx.item_calendar)
     master: Event = inst.event

@@ -262,7 +262,7 @@ def patch_occurrence(master: Event, inst: Instance, body: dict[str, Any], now: d
     """Turn an occurrence into an exception (or update one): the master gets a new version with the override."""
     if body.get("recurrence"):
         raise bad_request("An occurrence cannot have its own recurrence.", "ErrorInvalidRequest")
-    assert inst.original is not None
+    assert inst.original is not None  # nosec B101 - an invariant the caller guarantees
     overrides = dict(inst.overrides or {})
     overrides.setdefault("start", inst.start)
     overrides.setdefault("end", inst.end)

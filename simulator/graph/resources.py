@@ -114,18 +114,18 @@ def create_event(ctx: Ctx) -> GraphResponse:
 def get_event(ctx: Ctx) -> GraphResponse:
     from simulator.graph.events import resolve
 
-    assert ctx.item_id is not None
+    assert ctx.item_id is not None  # nosec B101 - an invariant the caller guarantees
     inst = resolve(ctx.state.store, ctx.mailbox.id, ctx.item_id, ctx.item_calendar)
     return _event_response(ctx, inst, 200)
 
 
 def update_event(ctx: Ctx) -> GraphResponse:
-    assert ctx.item_id is not None
+    assert ctx.item_id is not None  # nosec B101 - an invariant the caller guarantees
     inst = ctx.state.update(ctx.mailbox, ctx.item_id, ctx.request.json(), ctx.item_calendar)
     return _event_response(ctx, inst, 200)
 
 
 def delete_event(ctx: Ctx) -> GraphResponse:
-    assert ctx.item_id is not None
+    assert ctx.item_id is not None  # nosec B101 - an invariant the caller guarantees
     ctx.state.delete(ctx.mailbox, ctx.item_id, ctx.item_calendar)
     return GraphResponse(204)

@@ -140,7 +140,7 @@ def _occurrence(event: Event, day: date, begin: datetime, finish: datetime) -> I
 def _natural(event: Event, not_before: datetime | None = None) -> Iterator[tuple[date, datetime, datetime]]:
     """(original date, start, end) of every non-deleted occurrence, in order, as the pattern places them."""
     rec = event.recurrence
-    assert rec is not None
+    assert rec is not None  # nosec B101 - an invariant the caller guarantees
     tz = zone(rec.time_zone or event.start_zone)
     local_start = event.start.astimezone(tz)
     wall = local_start.time()

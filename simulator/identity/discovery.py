@@ -31,7 +31,7 @@ def _issuer_for(ctx: Ctx, authority: tenants.Authority) -> str:
         return issuer(ctx.base_url, "{tenantid}")
     if authority.kind == "consumers":
         return issuer(ctx.base_url, CONSUMERS_TENANT_ID)
-    assert authority.tenant is not None
+    assert authority.tenant is not None  # nosec B101 - an invariant the caller guarantees
     return issuer(ctx.base_url, authority.tenant.id)
 
 

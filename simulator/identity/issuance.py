@@ -79,7 +79,7 @@ def user_token_response(
         lifetime=settings.access_token_lifetime,
     )
     body: dict[str, Any] = {
-        "token_type": "Bearer",
+        "token_type": "Bearer",  # nosec B105 - the OAuth token type, not a secret
         "scope": " ".join([*sorted(permissions), *(s for s in ("openid", "profile", "email") if s in oidc)]),
         "expires_in": settings.access_token_lifetime,
         "ext_expires_in": settings.access_token_lifetime,
@@ -109,4 +109,4 @@ def app_token_response(ctx: Ctx, app: AppRegistration, tenant_id: str) -> dict[s
         scopes=frozenset(app.application_permissions),
         lifetime=lifetime,
     )
-    return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access.token}
+    return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access.token}  # nosec B105 - the OAuth token type, not a secret

@@ -33,7 +33,7 @@ class SigningKey:
     def generate() -> SigningKey:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return SigningKey(key, b64url(hashlib.sha1(der).digest()))  # noqa: S324 - a key fingerprint, as x5t is
+        return SigningKey(key, b64url(hashlib.sha1(der).digest()))  # noqa: S324 - a key fingerprint, as x5t is  # nosec B324
 
     def jwk(self, issuer: str | None = None) -> dict[str, Any]:
         numbers = self.private_key.public_key().public_numbers()
