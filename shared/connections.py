@@ -169,10 +169,8 @@ class ConnectionService:
             raise ValidationFailed(sorted(unknown)[0], f"is not a setting of a {kind} connection")
         changes: dict[str, Any] = {}
         if "sync_resource" in body:
-            resource = field(body, "sync_resource", str, required=False) or ""
-            if resource and "@" not in resource:
-                raise ValidationFailed("sync_resource", "must be a mailbox address like room@contoso.org")
-            changes["sync_resource"] = resource.strip().lower()
+            resource = (field(body, "sync_resource", str, required=False) or "").strip()
+            changes["sync_resource"] = validation.mailbox(resource, "sync_resource") if resource else ""
             if changes["sync_resource"] != connection.sync_resource and "sync_calendar_id" not in body:
                 changes["sync_calendar_id"] = None  # the old calendar belongs to the old mailbox
         for name in ("sync_calendar_id", "freebusy_calendar_id", "location"):
@@ -234,6 +232,8 @@ def _mailbox(connection: Connection) -> Mailbox:
 
 
 def _mailbox_error(exc: GraphError, mailbox: Mailbox) -> DomainError:
+    if exc.http_status == 400:
+        return ValidationFailed("sync_resource", f"Microsoft Graph refused the mailbox: {exc.graph_code}")
     if exc.http_status in (403, 404) or exc.graph_code in ("ErrorAccessDenied", "ErrorInvalidUser",
                                                            "ErrorItemNotFound", "MailboxNotEnabledForRESTAPI"):
         who = mailbox.address or "the signed-in mailbox"

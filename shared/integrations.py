@@ -212,6 +212,8 @@ class IntegrationService:
 
     def location(self, system: str, location: str) -> LocationSettings:
         """A location's settings; the defaults when none were saved."""
+        validation.identifier(system, "system")
+        validation.identifier(location, "location")
         found = self._locations.get(system, location)
         return found or LocationSettings(system=system, location=location)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from shared.errors import ValidationFailed
 
@@ -37,9 +37,21 @@ def tenant(value: str, name: str) -> str:
     raise ValidationFailed(name, "must be the directory (tenant) ID GUID or a domain like contoso.onmicrosoft.com")
 
 
+def _split(value: str) -> SplitResult | None:
+    """urlsplit, or None for text it cannot parse (e.g. an unclosed IPv6 bracket) or with a bad port."""
+    try:
+        parts = urlsplit(value.strip())
+        _ = parts.port
+    except ValueError:
+        return None
+    return parts
+
+
 def origin(value: str, name: str) -> str:
     """`https://host[:port]` (http only for loopback), normalised to lower case without a trailing slash."""
-    parts = urlsplit(value.strip())
+    parts = _split(value)
+    if parts is None:
+        raise ValidationFailed(name, f"{value!r} is not a valid URL")
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") \
             or parts.query or parts.fragment or parts.username or parts.password:
         raise ValidationFailed(name, f"{value!r} is not an origin like https://booking.example.edu")
@@ -49,14 +61,16 @@ def origin(value: str, name: str) -> str:
 
 
 def url_origin(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    parts = _split(url)
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
         return None
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def https_url(value: str, name: str) -> str:
-    parts = urlsplit(value.strip())
+    parts = _split(value)
+    if parts is None:
+        raise ValidationFailed(name, "must be an https URL")
     if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
         raise ValidationFailed(name, "must be an https URL")
     if not parts.hostname or parts.username or parts.password or parts.fragment:
@@ -76,6 +90,17 @@ def day_or_datetime(value: str, name: str) -> datetime:
     if parsed.tzinfo is None:
         raise ValidationFailed(name, "needs a UTC offset, e.g. 2027-06-30T00:00:00Z")
     return parsed.astimezone(UTC)
+
+
+_MAILBOX = re.compile(r"^[A-Za-z0-9.!#$%&'*+=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+
+
+def mailbox(value: str, name: str) -> str:
+    """A mailbox address such as room-101@contoso.org (what Graph's /users/{address} accepts)."""
+    if len(value) > 254 or not _MAILBOX.match(value):
+        raise ValidationFailed(name, "must be a mailbox address like room-101@contoso.org")
+    return value.lower()
 
 
 def one_of(value: str, allowed: tuple[str, ...], name: str) -> str:

@@ -15,6 +15,7 @@ from shared.models import Item
 MAX_OCCURRENCES_PER_ITEM = 500
 MAX_OCCURRENCE_LENGTH = timedelta(days=31)
 MAX_TEXT = 4000
+MIN_YEAR, MAX_YEAR = 1970, 2199  # bookings and shifts; also keeps every instant storable and convertible
 
 
 def parse_item(system: str, kind: str, subject_id: str, item_id: str, body: dict[str, Any],
@@ -60,7 +61,7 @@ def parse_occurrence(raw: Any, name: str) -> Occurrence:
         raise ValidationFailed(f"{name}.time_zone", "is required: an IANA time zone like Europe/London")
     try:
         zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory, or too long
         raise ValidationFailed(f"{name}.time_zone", "must be an IANA time zone like Europe/London") from None
     start = _local(raw, "start", name, zone)
     end = _local(raw, "end", name, zone)
@@ -81,6 +82,8 @@ def _local(raw: dict[str, Any], key: str, name: str, zone: ZoneInfo) -> datetime
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValidationFailed(f"{name}.{key}", "must be an ISO date-time like 2026-03-29T09:00:00") from None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValidationFailed(f"{name}.{key}", f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
     if parsed.tzinfo is not None:
         return parsed.astimezone(zone).replace(tzinfo=None)
     round_trip = parsed.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None)

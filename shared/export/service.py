@@ -17,7 +17,7 @@ from shared import validation
 from shared.alerts import REPEATED_FAILURES, AlertService
 from shared.clock import Clock, iso, utcnow
 from shared.connections import ConnectionAccess
-from shared.errors import DomainError, NotFound, ValidationFailed
+from shared.errors import ConcurrencyConflict, DomainError, NotFound, ValidationFailed
 from shared.export.engine import RETRY_DELAYS, Desired, Outcome, SyncEngine, Target
 from shared.export.items import parse_item
 from shared.integrations import IntegrationService
@@ -283,7 +283,25 @@ class ExportService:
                            "message": o.error_message or ""} for o in failed][:50]
         chunk.state, chunk.updated_at = "done", self._clock()
         self._repos.export_chunks.upsert(chunk)
+        self._complete_if_done(job)
         return f"done {chunk.done} failed {chunk.failed} retrying {chunk.retrying}"
+
+    def _complete_if_done(self, job: ExportJob) -> None:
+        """The last chunk to finish marks the job row, so listings need not read every job's chunks."""
+        chunks = list(self._repos.export_chunks.partition(job.job_id))
+        if any(c.state != "done" for c in chunks):
+            return
+        for _ in range(3):
+            current = self._repos.export_jobs.get(job.partition_key(), job.job_id)
+            if current is None or current.completed_at is not None:
+                return
+            current.state = self._job_json(current, chunks)["state"]
+            current.completed_at = self._clock()
+            try:
+                self._repos.export_jobs.update(current)
+                return
+            except ConcurrencyConflict:
+                continue
 
     # --- the retry drain -----------------------------------------------------------------------------------------
 

@@ -116,3 +116,15 @@ def test_faults_end_with_exactly_the_expected_events(api, simulator, system, sta
         services.export.process({"type": "retry", "system": system, "kind": "user", "id": "u1"})
     events, values = markers(simulator, staff)
     assert len(events) == 300 and len(set(values)) == 300
+
+
+def test_finished_jobs_are_listed_as_completed(api, system, staff):
+    status = run_job(api, system, "not_exported", items(3, prefix="listed"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        (job,) = [j for j in api.get(f"/api/systems/{system}/connections/user/u1/exports").json()["jobs"]
+                  if j["job"] == status["job"]]
+        if job["completed_at"]:
+            break
+        time.sleep(0.2)
+    assert job["state"] == "completed" and job["completed_at"]

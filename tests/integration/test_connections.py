@@ -91,3 +91,11 @@ def test_the_token_cache_is_reused_without_refreshing_on_every_call(api, simulat
     counts = simulator.sim.counters.snapshot()["counts"]
     assert counts.get("identity.token.refresh_token.ok", 0) == 0
     assert counts.get("graph.calendar.list", counts.get("graph.requests", 0)) >= 3
+
+
+@pytest.mark.parametrize("address", ["x@y/../../me", "room@", "@contoso.org", "a b@contoso.org"])
+def test_found_by_fuzzing_a_malformed_mailbox_is_a_400(api, simulator, directory, system, address):
+    connect(api, simulator, system, "user", "u1", directory.staff)
+    response = api.patch(f"/api/systems/{system}/connections/user/u1", json={"sync_resource": address})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"]["field"] == "sync_resource"

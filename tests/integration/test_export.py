@@ -159,3 +159,16 @@ def test_removing_the_authorization_can_remove_the_products_events_only(api, sim
     assert response.status_code == 200, response.text
     assert response.json() == {"removed": True, "events_removed": 2}
     assert [e["id"] for e in events_of(simulator, staff)] == [personal["id"]]
+
+
+@pytest.mark.parametrize(("zone", "start"), [
+    ("Europe", "2026-12-01T10:00:00"),  # a directory of zone files, not a zone
+    ("a" * 300, "2026-12-01T10:00:00"),
+    ("Europe/London", "0001-01-01T00:00:00"),  # would not survive the round trip to storage
+])
+def test_found_by_fuzzing_odd_zones_and_years_are_refused(api, system, staff, zone, start):
+    end = start.replace("T10", "T11").replace("T00", "T01")
+    response = put(api, system, "user", "u1", "odd", {
+        "title": "x", "occurrences": [{"key": "a", "start": start, "end": end, "time_zone": zone}]})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"]["field"].startswith("occurrences[0].")

@@ -135,3 +135,20 @@ def test_location_settings_round_trip_and_populate_since(api):
     assert again.json()["populate_creator_since"] == since  # stays: only switching it on sets it
     bad = api.put(f"/api/systems/{system}/locations/main", json={"title_mode": "nickname"})
     assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "title_mode"
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"allowed_return_origins": ["http://["]}, "allowed_return_origins"),
+    ({"webhook_url": "https://[::1", "webhook_secret": "s" * 40}, "webhook_url"),
+])
+def test_found_by_fuzzing_unparsable_urls_are_a_400(api, directory, patch, field):
+    response = api.put(f"/api/systems/{new_system()}/integration", json=integration_body(directory, **patch))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"]["field"] == field
+
+
+@pytest.mark.parametrize("location", ["a%23b", "a%3Fb", "a%5Cb"])
+def test_found_by_fuzzing_location_ids_are_validated_on_read(api, location):
+    response = api.get(f"/api/systems/{new_system()}/locations/{location}")
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"]["field"] == "location"
