@@ -30,13 +30,7 @@ def room_pull(message: func.QueueMessage) -> None:
     except (ValueError, KeyError):
         log.error("room-pull message %s is malformed; dropped", message.id)
         return
-    from shared.pull import PullBusy  # here, not at import: function_app.py stays free of heavy SDK imports
-
-    try:
-        result = runtime.services().pull.pull(system, space)
-    except PullBusy:
-        log.info("room %s/%s is being pulled elsewhere; skipped", system, space)
-        return
+    result = runtime.services().pull.pull_from_queue(system, space)
     log.info("room pull %s/%s -> %s", system, space, result)
 
 

@@ -8,6 +8,8 @@ failure found by any path is recorded the same way.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -103,7 +105,9 @@ class ConnectionAccess:
         self._update(connection, refreshed)
 
     def _update(self, connection: Connection, change: Callable[[Connection], None]) -> Connection:
-        for _ in range(5):
+        for attempt in range(8):
+            if attempt:
+                time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311  # nosec B311 - jitter
             current = self._connections.find(connection.system, connection.kind, connection.subject_id)
             if current is None:
                 return connection

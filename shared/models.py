@@ -264,6 +264,7 @@ class SyncRecord(Row):
     start_utc: datetime | None = None
     end_utc: datetime | None = None
     subject: str = ""  # as written: the pull side tells our own writes (echoes) from changes made in Outlook
+    transaction_id: str = ""  # of the create in flight: the pull side knows our event before its ID is recorded
     attempts: int = 0
     last_error_code: str | None = None
     last_error_message: str | None = None

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 PULL_QUEUE = "room-pull"
 PAGE_SIZE = 100
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(minutes=2)  # far beyond a pull's duration; a crashed pull's room is free again after it
 REBASELINE_AFTER = timedelta(days=7)  # how far the window start may fall behind before it moves
 BEFORE_TODAY = timedelta(days=1)
 MAX_FEED_PAGE = 500
@@ -57,6 +57,10 @@ MAX_FEED_PAGE = 500
 
 class PullBusy(ConcurrencyConflict):
     code = "pull_in_progress"
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -104,6 +108,16 @@ class PullService:
 
     # --- one room ----------------------------------------------------------------------------------------------
 
+    def pull_from_queue(self, system: str, subject_id: str) -> dict[str, Any]:
+        """The queue worker: a room another worker holds is pulled again when that lease ends, so a pull killed
+        mid-way (its lease left behind) delays the room by at most the lease, not until a later timer tick."""
+        try:
+            return self.pull(system, subject_id)
+        except PullBusy as busy:
+            delay = min(int(busy.retry_after) + 1, int(LEASE.total_seconds()) + 1)
+            self._queues.send(PULL_QUEUE, {"system": system, "id": subject_id}, delay_seconds=delay)
+            return {"outcome": "busy", "requeued_in_seconds": delay}
+
     def pull(self, system: str, subject_id: str) -> dict[str, Any]:
         connection = self._repos.connections.find(system, "space", subject_id)
         if connection is None or not connection.two_way:
@@ -135,7 +149,8 @@ class PullService:
                 except AlreadyExists:
                     continue
             if state.lease_owner and state.lease_until and state.lease_until > now:
-                raise PullBusy(f"room {subject_id} is being pulled by another worker")
+                raise PullBusy(f"room {subject_id} is being pulled by another worker",
+                               (state.lease_until - now).total_seconds())
             state.lease_owner, state.lease_until = self.worker_id, now + LEASE
             try:
                 return self._repos.pull_states.update(state)
@@ -209,7 +224,10 @@ class PullService:
         if not items and not baseline:
             return []
         partition = state.partition_key()
-        records = {r.event_id: r for r in self._repos.sync_records.partition(partition) if r.event_id}
+        all_records = list(self._repos.sync_records.partition(partition))
+        records = {r.event_id: r for r in all_records if r.event_id}
+        # Creates in flight (or cut short by a crash) are ours before their event ID is recorded.
+        in_flight = {r.transaction_id for r in all_records if r.transaction_id and not r.event_id}
         stored = {e.event_id: e for e in self._repos.external_events.of_room(partition)}
         observed = {o.event_id: o.digest for o in self._repos.own_observations.of_room(partition)}
         location = self._integrations.location(connection.system, connection.location) if connection.location \
@@ -227,6 +245,8 @@ class PullService:
             if event_id in records:
                 changes.extend(self._own(state, records[event_id], item, observed))
                 continue
+            if item.get("transactionId") and item["transactionId"] in in_flight:
+                continue  # our own create whose record does not have the event ID yet
             changes.extend(self._external(connection, item, stored, records, populate, now))
         if baseline:  # stored events in the window that the new baseline no longer has were removed
             for event in list(stored.values()):

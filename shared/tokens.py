@@ -30,6 +30,7 @@ from shared.storage.repositories import RefreshSchedule, TokenCaches
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
+MOVED_ON_WAIT = 2.0  # seconds to watch for a concurrent writer's cache before calling a grant dead
 HOT_MARGIN = 300.0  # an access token in hand is used until 5 minutes before it expires
 
 
@@ -118,7 +119,9 @@ class TokenService:
     def _acquire(self, integration: Integration, connection: Connection, force_refresh: bool) -> tuple[str, float]:
         secret = self._secrets.value(integration)
         last_error: dict[str, Any] = {}
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:  # a newer cache from another writer holds a fresh access token: use it, do not force again
+                force_refresh = False
             row = self._caches.get(connection.system, connection.row_key())
             if row is None:
                 raise ReauthorizationRequired("the connection has no tokens: authorize it again")
@@ -158,8 +161,17 @@ class TokenService:
         self._schedule_entry(row, replacing=read)
 
     def _cache_moved_on(self, connection: Connection, read: TokenCache) -> bool:
-        latest = self._caches.get(connection.system, connection.row_key())
-        return latest is not None and latest.etag != read.etag
+        """Whether another writer replaced the cache since `read`. A refusal can come from a refresh token that a
+        concurrent refresh (another instance) has just rotated while it is still writing the new cache back, so
+        the row is watched for a moment before the grant is called dead."""
+        deadline = time.monotonic() + MOVED_ON_WAIT
+        while True:
+            latest = self._caches.get(connection.system, connection.row_key())
+            if latest is not None and latest.etag != read.etag:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
     def _lock_for(self, connection: Connection) -> threading.Lock:
         with self._locks_guard:

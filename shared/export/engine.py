@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from shared.clock import Clock, utcnow
 from shared.export.content import Occurrence, content_hash, event_body, transaction_id
-from shared.graph.batch import BatchExecutor, GraphRequest, GraphResult
+from shared.graph.batch import MAX_BATCH, BatchExecutor, GraphRequest, GraphResult
 from shared.graph.client import TokenSource
 from shared.models import FAILED, PENDING, SYNCED, Item, RetryEntry, SyncRecord
 from shared.storage.repositories import Retries, SyncRecords
@@ -175,22 +175,27 @@ class SyncEngine:
                 outcomes.append(Outcome(op.record.item_id, op.record.occurrence_key, "deleted"))
             elif op.kind == "create":
                 op.record.state = PENDING
-        # A re-create (generation > 0) is recorded before it is sent, so its transactionId survives a crash; a first
-        # create needs no record for that (no record means generation 0), which spares a write before each batch.
-        self._records.upsert_many(op.record for op in ops if op.kind == "create" and op.record.generation > 0)
         round_ops = [op for op in ops if op.record.state != "deleted"]
         for _ in range(3):  # the first pass, then follow-ups (re-creates, transactionId look-ups, their updates)
             if not round_ops:
                 break
-            results = self._executor.run(target.token, target.mailbox,
-                                         [self._request(target, str(i), op) for i, op in enumerate(round_ops)])
             follow_ups: list[_Op] = []
-            for op, result in zip(round_ops, results, strict=True):
-                follow = self._apply(op, result, outcomes)
-                if follow is not None:
-                    follow_ups.append(follow)
-            if follow_ups and any(f.kind == "create" for f in follow_ups):
-                self._records.upsert_many(f.record for f in follow_ups if f.kind == "create" and f.record.generation)
+            # One batch's worth at a time, each create recorded (with its transactionId) just before it is sent:
+            # the room pull then knows the event is ours even before its ID is known, and after a crash the retry
+            # reuses the same transactionId. Other chunks keep the mailbox busy while this one writes.
+            for start in range(0, len(round_ops), MAX_BATCH):
+                group = round_ops[start:start + MAX_BATCH]
+                for op in group:
+                    if op.kind == "create":
+                        op.record.transaction_id = transaction_id(_item_of(op.record), op.record.occurrence_key,
+                                                                  op.record.generation)
+                self._records.upsert_many(op.record for op in group if op.kind == "create")
+                results = self._executor.run(target.token, target.mailbox,
+                                             [self._request(target, str(i), op) for i, op in enumerate(group)])
+                for op, result in zip(group, results, strict=True):
+                    follow = self._apply(op, result, outcomes)
+                    if follow is not None:
+                        follow_ups.append(follow)
             round_ops = follow_ups
         for op in round_ops:  # follow-ups that the rounds did not reach: leave them to the retry table
             outcomes.append(self._transient(op, GraphResult("", 0, None, "FollowUpPending", 0)))
@@ -200,8 +205,7 @@ class SyncEngine:
     def _request(self, target: Target, request_id: str, op: _Op) -> GraphRequest:
         record = op.record
         if op.kind == "create":
-            body = {**(op.body or {}), "transactionId": transaction_id(_item_of(record), record.occurrence_key,
-                                                               record.generation)}
+            body = {**(op.body or {}), "transactionId": record.transaction_id}
             return GraphRequest(request_id, "POST", target.create_url(), body)
         if op.kind == "update":
             return GraphRequest(request_id, "PATCH", target.event_url(record.event_id or ""), op.body)

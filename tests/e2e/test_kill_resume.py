@@ -3,21 +3,15 @@ again, and the job ends with exactly the expected events (no duplicates, none mi
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from devstack.azurite import Azurite
-from devstack.ports import free_port, wait_listening
-from devstack.stack import REPO
+from devstack.ports import free_port
 from shared.export.content import MARKER_ID
-from tests.conftest import FUNCTION_KEY, MASTER_KEY, ApiClient
+from tests.conftest import FUNCTION_KEY, ApiClient
+from tests.e2e.processes import AppProcess, app_env, errors, isolated_storage
 from tests.helpers import configure, connect, make_directory, new_system
 from tests.integration.test_bulk_export import items
 
@@ -27,39 +21,15 @@ OCCURRENCES = 600
 @pytest.fixture
 def own_storage():
     """Storage of its own, so the session's in-process app host does not work on this test's queue."""
-    azurite = Azurite(free_port(), free_port()).start()
-    yield azurite
-    azurite.stop()
-
-
-class AppProcess:
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "devstack.serve_app", "--port", str(self.port)],
-                                         cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        wait_listening(self.port, timeout=60)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
+    with isolated_storage() as azurite:
+        yield azurite
 
 
 def test_killed_worker_resumes_to_exactly_the_expected_events(app, simulator, own_storage, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **app.env, "AzureWebJobsStorage": own_storage.connection_string, "PUBLIC_BASE_URL": url,
-           "LOCAL_FUNCTION_KEY": FUNCTION_KEY, "LOCAL_MASTER_KEY": MASTER_KEY,
-           "DEVSTACK_QUEUE_LEASE_SECONDS": "4"}  # a crashed worker's messages come back after 4 s
+    env = app_env(app.env, own_storage, url,
+                  DEVSTACK_QUEUE_LEASE_SECONDS="4")  # a crashed worker's messages come back after 4 s
     worker = AppProcess(env, port, tmp_path / "app.log")
     worker.start()
     try:
@@ -90,7 +60,7 @@ def test_killed_worker_resumes_to_exactly_the_expected_events(app, simulator, ow
             if status.get("state", "").startswith("completed"):
                 break
             time.sleep(0.5)
-        assert status["state"] == "completed", (status, _errors(tmp_path / "app.log"))
+        assert status["state"] == "completed", (status, errors(tmp_path / "app.log"))
         assert (status["done"], status["failed"]) == (OCCURRENCES, 0)
         events = simulator.sim.graph.list_events(d.staff)
         values = [p["value"] for e in events for p in e.get("singleValueExtendedProperties", [])
@@ -99,8 +69,3 @@ def test_killed_worker_resumes_to_exactly_the_expected_events(app, simulator, ow
         assert len(set(values)) == OCCURRENCES
     finally:
         worker.stop()
-
-
-def _errors(log: Path) -> str:
-    """The app's warnings and errors, for the failure message."""
-    return "\n".join(line for line in log.read_text().splitlines() if "WARNING" in line or "ERROR" in line)[-4000:]
