@@ -266,10 +266,11 @@ def test_room_pulls_killed_at_random_points_publish_every_change_exactly_once(si
         summary[kind] += 1
         phase = f"{kind} ({committed}/{changes} changes committed)"
         where = (f"run {run}: {changes} changes, killed {delay * 1000:.0f} ms after the lease was taken: {phase}")
+        # Counted before the restart: the restarted app may deal with the redelivered message before it serves HTTP.
+        handled = len(stack.app.log_lines(f"room pull {system}/r1 -> "))
         stack.restart()
         # The queue gives the killed worker's message back; wait until the restarted app has dealt with it (pulled
         # the room, or found it leased and queued the pull again for when the lease ends).
-        handled = len(stack.app.log_lines(f"room pull {system}/r1 -> "))
         wait_until(lambda n=handled: len(stack.app.log_lines(f"room pull {system}/r1 -> ")) > n or
                    stack.queue_length(PULL_QUEUE) == 0, 30, "the redelivered pull message")
         context = f"seed {SEED}, {where}\n{stack.app.errors()}"
