@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from shared.clock import Clock, utcnow
 from shared.export.content import Occurrence, content_hash, event_body, transaction_id
-from shared.graph.batch import MAX_BATCH, BatchExecutor, GraphRequest, GraphResult
+from shared.graph.batch import BatchExecutor, GraphRequest, GraphResult
 from shared.graph.client import TokenSource
 from shared.models import FAILED, PENDING, SYNCED, Item, RetryEntry, SyncRecord
 from shared.storage.repositories import Retries, SyncRecords
@@ -179,23 +179,21 @@ class SyncEngine:
         for _ in range(3):  # the first pass, then follow-ups (re-creates, transactionId look-ups, their updates)
             if not round_ops:
                 break
+            # Every create of the round is recorded with its transactionId before any is sent (one table
+            # transaction per 100): a room pull then knows the event is ours before its ID is known, and after a
+            # crash the retry reuses the same transactionId. The batches then go out pipelined, up to the
+            # mailbox's concurrency, with no storage round trip between them.
+            creates = [op.record for op in round_ops if op.kind == "create"]
+            for record in creates:
+                record.transaction_id = transaction_id(_item_of(record), record.occurrence_key, record.generation)
+            self._records.upsert_many(creates)
+            results = self._executor.run(target.token, target.mailbox,
+                                         [self._request(target, str(i), op) for i, op in enumerate(round_ops)])
             follow_ups: list[_Op] = []
-            # One batch's worth at a time, each create recorded (with its transactionId) just before it is sent:
-            # the room pull then knows the event is ours even before its ID is known, and after a crash the retry
-            # reuses the same transactionId. Other chunks keep the mailbox busy while this one writes.
-            for start in range(0, len(round_ops), MAX_BATCH):
-                group = round_ops[start:start + MAX_BATCH]
-                for op in group:
-                    if op.kind == "create":
-                        op.record.transaction_id = transaction_id(_item_of(op.record), op.record.occurrence_key,
-                                                                  op.record.generation)
-                self._records.upsert_many(op.record for op in group if op.kind == "create")
-                results = self._executor.run(target.token, target.mailbox,
-                                             [self._request(target, str(i), op) for i, op in enumerate(group)])
-                for op, result in zip(group, results, strict=True):
-                    follow = self._apply(op, result, outcomes)
-                    if follow is not None:
-                        follow_ups.append(follow)
+            for op, result in zip(round_ops, results, strict=True):
+                follow = self._apply(op, result, outcomes)
+                if follow is not None:
+                    follow_ups.append(follow)
             round_ops = follow_ups
         for op in round_ops:  # follow-ups that the rounds did not reach: leave them to the retry table
             outcomes.append(self._transient(op, GraphResult("", 0, None, "FollowUpPending", 0)))
