@@ -41,6 +41,9 @@ class Target:
     mailbox: str  # address, the per-mailbox throttling key
     own_mailbox: bool
     calendar_id: str | None
+    # Room calendars are pulled, and the pull must know our creates before their event IDs are recorded; a user's
+    # calendar is never pulled, so there only re-creates (whose transactionId is not derivable) are recorded early.
+    announce_creates: bool = True
 
     @property
     def root(self) -> str:
@@ -179,14 +182,14 @@ class SyncEngine:
         for _ in range(3):  # the first pass, then follow-ups (re-creates, transactionId look-ups, their updates)
             if not round_ops:
                 break
-            # Every create of the round is recorded with its transactionId before any is sent (one table
+            # The round's creates are recorded with their transactionIds before any is sent (one table
             # transaction per 100): a room pull then knows the event is ours before its ID is known, and after a
             # crash the retry reuses the same transactionId. The batches then go out pipelined, up to the
             # mailbox's concurrency, with no storage round trip between them.
             creates = [op.record for op in round_ops if op.kind == "create"]
             for record in creates:
                 record.transaction_id = transaction_id(_item_of(record), record.occurrence_key, record.generation)
-            self._records.upsert_many(creates)
+            self._records.upsert_many(r for r in creates if target.announce_creates or r.generation > 0)
             results = self._executor.run(target.token, target.mailbox,
                                          [self._request(target, str(i), op) for i, op in enumerate(round_ops)])
             follow_ups: list[_Op] = []

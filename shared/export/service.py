@@ -136,7 +136,8 @@ class ExportService:
             return None
 
         def run(token: Any) -> list[Outcome]:
-            target = Target(token, connection.mailbox.lower(), _own_mailbox(connection), connection.sync_calendar_id)
+            target = Target(token, connection.mailbox.lower(), _own_mailbox(connection), connection.sync_calendar_id,
+                            announce_creates=connection.kind == "space")
             return work(target)
 
         try:
