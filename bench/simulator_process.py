@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Latency is injected as sleeps: hand the GIL over sooner (default 5 ms) so a request thread whose latency
+    # has passed answers on time while other requests are being processed.
+    sys.setswitchinterval(0.0005)
     tls = load_or_create_tls(args.tls_dir)
     app, _ = timed_simulator_app()
     server = KeepAliveWsgiServer(("127.0.0.1", args.port), app, tls.server_context())

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seed-demo needs --redirect-uri")
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Latency is injected as sleeps: hand the GIL over sooner (default 5 ms) so a request thread whose latency
+    # has passed answers on time while other requests are being processed.
+    sys.setswitchinterval(0.0005)
     tls = load_or_create_tls(args.tls_dir)
     sim = Simulator()
     seeded = seed_demo(sim, args.redirect_uri) if args.seed_demo else None

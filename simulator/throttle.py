@@ -156,16 +156,17 @@ class Throttle:
                 state.in_flight -= 1
 
     @contextmanager
-    def slot(self, client_id: str, mailbox: str) -> Iterator[Rejection | None]:
+    def slot(self, client_id: str, mailbox: str, started: float | None = None) -> Iterator[Rejection | None]:
         """Hold a slot for the duration of the block (yields the refusal instead when there is none) and for the
         injected latency, so concurrent requests overlap the way they do against Exchange. The latency is the
         request's whole service time: the simulator's own work inside the block counts towards it, so a benchmark's
-        bound of N x latency is not inflated by the simulator's CPU time."""
+        bound of N x latency is not inflated by the simulator's CPU time. `started` (monotonic) is when the
+        request arrived, so the time spent authenticating it before the slot counts too."""
         rejection = self.try_acquire(client_id, mailbox)
         if rejection is not None:
             yield rejection
             return
-        answer_at = time.monotonic() + self._delay(mailbox)
+        answer_at = (time.monotonic() if started is None else started) + self._delay(mailbox)
         try:
             yield None
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,6 +128,7 @@ def _fault_error(kind: str, retry_after: int | None) -> GraphError:
 
 def run(state: GraphState, req: GraphRequest) -> GraphResponse:
     """One Graph request through the whole pipeline; raises DropConnection for connection-level faults."""
+    started = time.monotonic()
     counters = state.counters
     counters.incr("graph.requests")
     try:
@@ -136,7 +138,7 @@ def run(state: GraphState, req: GraphRequest) -> GraphResponse:
         access = authorize(state.sim, caller, mailbox, write=found.route.write) if found.route.calendar else None
     except GraphError as exc:
         return _counted(state, _error(exc, req))
-    with state.throttle.slot(caller.client_id, mailbox.address) as rejection:
+    with state.throttle.slot(caller.client_id, mailbox.address, started) as rejection:
         if rejection is not None:
             err = GraphError(429, "ApplicationThrottled", rejection.message,
                              {"Retry-After": str(rejection.retry_after)})
