@@ -53,6 +53,9 @@ LEASE = timedelta(minutes=2)  # far beyond a pull's duration; a crashed pull's r
 REBASELINE_AFTER = timedelta(days=7)  # how far the window start may fall behind before it moves
 BEFORE_TODAY = timedelta(days=1)
 MAX_FEED_PAGE = 500
+# Up to this many events in a delta, a pull reads only their rows (a few filtered queries); beyond it, the room's
+# rows whole. Table Storage allows 15 comparisons a filter, so 42 events take 3 queries a table.
+TARGETED_MAX_EVENTS = 42
 
 
 class PullBusy(ConcurrencyConflict):
@@ -72,6 +75,20 @@ class Change:
     data: dict[str, Any]
     upsert: ExternalEvent | OwnObservation | None = None
     delete: ExternalEvent | None = None
+
+
+class HostBookings:
+    """The host's bookings of the room, for conflict flags: all of them when the pull read the room whole,
+    otherwise asked of the table per external event (few in an incremental pull)."""
+
+    def __init__(self, repos: Repositories, partition: str, known: list[SyncRecord] | None) -> None:
+        self._repos, self._partition, self._known = repos, partition, known
+
+    def overlap(self, start: datetime, end: datetime) -> bool:
+        candidates = self._known if self._known is not None else \
+            self._repos.sync_records.overlapping(self._partition, start, end)
+        return any(r.event_id and r.start_utc and r.end_utc and r.start_utc < end and start < r.end_utc
+                   for r in candidates)
 
 
 class PullService:
@@ -224,12 +241,24 @@ class PullService:
         if not items and not baseline:
             return []
         partition = state.partition_key()
-        all_records = list(self._repos.sync_records.partition(partition))
+        ids = sorted({str(item["id"]) for item in items if item.get("id")})
+        whole = baseline or len(ids) > TARGETED_MAX_EVENTS
+        if whole:  # a baseline must see every stored event; a big delta reads the room's rows once
+            all_records = list(self._repos.sync_records.partition(partition))
+            stored_rows: Any = self._repos.external_events.of_room(partition)
+            observed_rows: Any = self._repos.own_observations.of_room(partition)
+        else:  # the usual few changes: only the rows of the events in the delta
+            txids = sorted({str(item["transactionId"]) for item in items
+                            if item.get("transactionId") and "@removed" not in item})
+            all_records = self._repos.sync_records.of_events(partition, ids, txids)
+            stored_rows = self._repos.external_events.of_ids(partition, ids)
+            observed_rows = self._repos.own_observations.of_ids(partition, ids)
         records = {r.event_id: r for r in all_records if r.event_id}
         # Creates in flight (or cut short by a crash) are ours before their event ID is recorded.
         in_flight = {r.transaction_id for r in all_records if r.transaction_id and not r.event_id}
-        stored = {e.event_id: e for e in self._repos.external_events.of_room(partition)}
-        observed = {o.event_id: o.digest for o in self._repos.own_observations.of_room(partition)}
+        stored = {e.event_id: e for e in stored_rows}
+        observed = {o.event_id: o.digest for o in observed_rows}
+        bookings = HostBookings(self._repos, partition, list(records.values()) if whole else None)
         location = self._integrations.location(connection.system, connection.location) if connection.location \
             else None
         populate = bool(location and location.populate_creator)
@@ -247,7 +276,7 @@ class PullService:
                 continue
             if item.get("transactionId") and item["transactionId"] in in_flight:
                 continue  # our own create whose record does not have the event ID yet
-            changes.extend(self._external(connection, item, stored, records, populate, now))
+            changes.extend(self._external(connection, item, stored, bookings, populate, now))
         if baseline:  # stored events in the window that the new baseline no longer has were removed
             for event in list(stored.values()):
                 if event.event_id in seen:
@@ -292,7 +321,7 @@ class PullService:
         return OwnObservation(system=state.system, subject_id=state.subject_id, event_id=event_id, digest=digest)
 
     def _external(self, connection: Connection, item: dict[str, Any], stored: dict[str, ExternalEvent],
-                  records: dict[str, SyncRecord], populate: bool, now: datetime) -> list[Change]:
+                  bookings: HostBookings, populate: bool, now: datetime) -> list[Change]:
         event_id = str(item["id"])
         organizer = (item.get("organizer") or {}).get("emailAddress") or {}
         start, end = _instant(item.get("start")), _instant(item.get("end"))
@@ -308,8 +337,7 @@ class PullService:
             first_seen_at=existing.first_seen_at if existing else now,
             creator_populated=existing.creator_populated if existing else populate,
         )
-        event.conflict = any(r.start_utc and r.end_utc and r.start_utc < end and start < r.end_utc
-                             for r in records.values())
+        event.conflict = bookings.overlap(start, end)
         event.fingerprint = _digest(event.subject, start, end, event.is_all_day, event.organizer_email,
                                     event.conflict)
         if existing is not None and existing.fingerprint == event.fingerprint:

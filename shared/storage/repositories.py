@@ -124,6 +124,17 @@ class SyncRecords(TableRepository[SyncRecord]):
         return [r for r in rows if r.item_id in wanted]
 
 
+    def of_events(self, partition: str, event_ids: list[str], transaction_ids: list[str]) -> list[SyncRecord]:
+        """The records of these Outlook events, or of creates in flight with these transactionIds."""
+        return self.any_of(partition, [("event_id", e) for e in event_ids]
+                           + [("transaction_id", t) for t in transaction_ids])
+
+    def overlapping(self, partition: str, start: datetime, end: datetime) -> list[SyncRecord]:
+        """The connection's host bookings that overlap [start, end) (filtered by the service, not read whole)."""
+        return list(self.query("PartitionKey eq @pk and start_utc lt @end and end_utc gt @start",
+                               parameters={"pk": partition, "start": start, "end": end}, page_size=1000))
+
+
 class Retries(TableRepository[RetryEntry]):
     table = "exportretries"
     row_type = RetryEntry
@@ -164,6 +175,9 @@ class ExternalEvents(TableRepository[ExternalEvent]):
     def of_room(self, partition: str) -> Iterator[ExternalEvent]:
         return self.prefixed(partition, "ext|")
 
+    def of_ids(self, partition: str, event_ids: list[str]) -> list[ExternalEvent]:
+        return self.any_of(partition, [("RowKey", f"ext|{e}") for e in event_ids])
+
 
 class OwnObservations(TableRepository[OwnObservation]):
     table = ROOM_SYNC_TABLE
@@ -171,6 +185,9 @@ class OwnObservations(TableRepository[OwnObservation]):
 
     def of_room(self, partition: str) -> Iterator[OwnObservation]:
         return self.prefixed(partition, "own|")
+
+    def of_ids(self, partition: str, event_ids: list[str]) -> list[OwnObservation]:
+        return self.any_of(partition, [("RowKey", f"own|{e}") for e in event_ids])
 
 
 class Feed(TableRepository[FeedEntry]):

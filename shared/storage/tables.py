@@ -38,6 +38,7 @@ from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavaila
 log = logging.getLogger(__name__)
 
 MAX_TRANSACTION = 100  # Table Storage's limit per transaction (one partition)
+MAX_FILTER_COMPARISONS = 15  # Table Storage's limit per $filter
 _FORBIDDEN_KEY_CHARS = set('/\\#?') | {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
 _RESERVED = {"PartitionKey", "RowKey", "Timestamp", "etag"}
 
@@ -259,6 +260,20 @@ class TableRepository(Generic[R]):
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         return self.query("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
                           parameters={"pk": partition, "lo": prefix, "hi": upper}, page_size=page_size)
+
+    def any_of(self, partition: str, equalities: list[tuple[str, Any]]) -> list[R]:
+        """Rows of a partition where any (property, value) pair matches: a few filtered queries (Table Storage
+        allows 15 comparisons a filter, one of them the partition) instead of reading the whole partition."""
+        rows: dict[str, R] = {}
+        step = MAX_FILTER_COMPARISONS - 1
+        for start in range(0, len(equalities), step):
+            group = equalities[start:start + step]
+            terms = " or ".join(f"{name} eq @v{i}" for i, (name, _) in enumerate(group))
+            parameters: dict[str, Any] = {"pk": partition, **{f"v{i}": value for i, (_, value) in enumerate(group)}}
+            # Spaces inside the parentheses: the SDK finds `@name` placeholders by splitting on spaces.
+            for row in self.query(f"PartitionKey eq @pk and ( {terms} )", parameters=parameters, page_size=1000):
+                rows[row.row_key()] = row
+        return list(rows.values())
 
     def transaction(self, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
         """One atomic transaction (one partition, at most 100 operations) of already encoded entities, which may

@@ -141,6 +141,12 @@ def test_an_outlook_booking_overlapping_a_host_booking_is_a_conflict(room):
     room.pull()
     conflicts = {c["event"]["subject"]: c["event"]["conflict"] for c in room.changes()}
     assert conflicts == {"Double booked": True, "After": False}
+    # An incremental pull reads only the delta's rows and asks the table for overlapping host bookings.
+    room.book_in_outlook("Double booked again", 0)
+    room.book_in_outlook("Later", 5)
+    room.pull()
+    conflicts = {c["event"]["subject"]: c["event"]["conflict"] for c in room.changes()}
+    assert conflicts == {"Double booked again": True, "Later": False}
 
 
 def test_recurring_series_arrive_as_occurrences(room):

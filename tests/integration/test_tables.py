@@ -166,3 +166,35 @@ def test_storage_outage_is_a_domain_error(table_prefix):
         repo.get("s1", "b1")
     with pytest.raises(DependencyUnavailable):
         list(repo.query())
+
+
+def test_any_of_reads_only_matching_rows_over_several_filters(repo):
+    """Table Storage allows 15 comparisons a filter: 30 keys take three queries, and rows matched twice (by two
+    properties) come back once."""
+    repo.upsert_many(Booking(system="s1", booking_id=f"b{i:02d}", title=f"t{i % 7}") for i in range(40))
+    repo.upsert_many(Booking(system="s2", booking_id=f"b{i:02d}") for i in range(5))  # another partition
+    wanted = [f"b{i:02d}" for i in range(0, 40, 2)]  # 20
+    found = repo.any_of("s1", [("RowKey", key) for key in wanted] + [("title", "t3"), ("RowKey", "b00"),
+                                                                      ("RowKey", "nope'or'1'eq'1")])
+    keys = sorted(b.booking_id for b in found)
+    assert keys == sorted(set(wanted) | {f"b{i:02d}" for i in range(40) if i % 7 == 3})
+    assert all(b.system == "s1" for b in found)
+    assert repo.any_of("s1", []) == []
+
+
+def test_sync_records_of_events_and_overlapping(storage_connection_string, table_prefix):
+    from shared.models import SyncRecord, connection_partition
+    from shared.storage.repositories import SyncRecords
+
+    records = SyncRecords(TableServiceClient.from_connection_string(storage_connection_string), prefix=table_prefix)
+    records.ensure_table()
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+    rows = [SyncRecord(system="s", kind="space", subject_id="r1", item_id=f"i{i}", occurrence_key="o",
+                       event_id=f"ev{i}" if i < 18 else None, transaction_id=f"tx{i}",
+                       start_utc=day.replace(hour=i), end_utc=day.replace(hour=i + 1)) for i in range(20)]
+    records.upsert_many(rows)
+    partition = connection_partition("s", "space", "r1")
+    found = records.of_events(partition, [f"ev{i}" for i in range(0, 18, 3)] + ["ev-unknown"], ["tx19", "tx0"])
+    assert sorted(r.item_id for r in found) == ["i0", "i12", "i15", "i19", "i3", "i6", "i9"]
+    over = records.overlapping(partition, day.replace(hour=5, minute=30), day.replace(hour=7))
+    assert sorted(r.item_id for r in over) == ["i5", "i6"]  # i7 starts as the range ends
