@@ -53,8 +53,8 @@ LEASE = timedelta(minutes=2)  # far beyond a pull's duration; a crashed pull's r
 REBASELINE_AFTER = timedelta(days=7)  # how far the window start may fall behind before it moves
 BEFORE_TODAY = timedelta(days=1)
 MAX_FEED_PAGE = 500
-# Up to this many events in a delta, a pull reads only their rows (a few filtered queries); beyond it, the room's
-# rows whole. Table Storage allows 15 comparisons a filter, so 42 events take 3 queries a table.
+# Up to this many events in a delta, a pull reads only their rows (their sync records by filtered queries of up to
+# 15 comparisons, Table Storage's limit, then a point read per event); beyond it, the room's rows whole.
 TARGETED_MAX_EVENTS = 42
 
 
@@ -243,17 +243,23 @@ class PullService:
         partition = state.partition_key()
         ids = sorted({str(item["id"]) for item in items if item.get("id")})
         whole = baseline or len(ids) > TARGETED_MAX_EVENTS
+        stored_rows: Any
+        observed_rows: Any
         if whole:  # a baseline must see every stored event; a big delta reads the room's rows once
             all_records = list(self._repos.sync_records.partition(partition))
-            stored_rows: Any = self._repos.external_events.of_room(partition)
-            observed_rows: Any = self._repos.own_observations.of_room(partition)
-        else:  # the usual few changes: only the rows of the events in the delta
+            records = {r.event_id: r for r in all_records if r.event_id}
+            first = state.seq == 0  # nothing published yet, so nothing stored: no need to read it
+            stored_rows = [] if first else self._repos.external_events.of_room(partition)
+            observed_rows = [] if first else self._repos.own_observations.of_room(partition)
+        else:  # the usual few changes: the records of the delta's events, then a point read for each event
             txids = sorted({str(item["transactionId"]) for item in items
                             if item.get("transactionId") and "@removed" not in item})
             all_records = self._repos.sync_records.of_events(partition, ids, txids)
-            stored_rows = self._repos.external_events.of_ids(partition, ids)
-            observed_rows = self._repos.own_observations.of_ids(partition, ids)
-        records = {r.event_id: r for r in all_records if r.event_id}
+            records = {r.event_id: r for r in all_records if r.event_id}
+            stored_rows = [e for e in (self._repos.external_events.get(partition, f"ext|{i}")
+                                       for i in ids if i not in records) if e is not None]
+            observed_rows = [o for o in (self._repos.own_observations.get(partition, f"own|{i}")
+                                         for i in ids if i in records) if o is not None]
         # Creates in flight (or cut short by a crash) are ours before their event ID is recorded.
         in_flight = {r.transaction_id for r in all_records if r.transaction_id and not r.event_id}
         stored = {e.event_id: e for e in stored_rows}

@@ -175,9 +175,6 @@ class ExternalEvents(TableRepository[ExternalEvent]):
     def of_room(self, partition: str) -> Iterator[ExternalEvent]:
         return self.prefixed(partition, "ext|")
 
-    def of_ids(self, partition: str, event_ids: list[str]) -> list[ExternalEvent]:
-        return self.any_of(partition, [("RowKey", f"ext|{e}") for e in event_ids])
-
 
 class OwnObservations(TableRepository[OwnObservation]):
     table = ROOM_SYNC_TABLE
@@ -185,9 +182,6 @@ class OwnObservations(TableRepository[OwnObservation]):
 
     def of_room(self, partition: str) -> Iterator[OwnObservation]:
         return self.prefixed(partition, "own|")
-
-    def of_ids(self, partition: str, event_ids: list[str]) -> list[OwnObservation]:
-        return self.any_of(partition, [("RowKey", f"own|{e}") for e in event_ids])
 
 
 class Feed(TableRepository[FeedEntry]):
