@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +54,7 @@ LEASE = timedelta(minutes=2)  # far beyond a pull's duration; a crashed pull's r
 REBASELINE_AFTER = timedelta(days=7)  # how far the window start may fall behind before it moves
 BEFORE_TODAY = timedelta(days=1)
 MAX_FEED_PAGE = 500
+FAN_OUT_THREADS = 8  # queue sends in flight while the timer fans pulls out
 # Up to this many events in a delta, a pull reads only their rows (their sync records by filtered queries of up to
 # 15 comparisons, Table Storage's limit, then a point read per event); beyond it, the room's rows whole.
 TARGETED_MAX_EVENTS = 42
@@ -116,12 +118,11 @@ class PullService:
             self._repos.pull_targets.delete(target.partition_key(), target.row_key())
 
     def enqueue_all(self) -> int:
-        """Timer: one queue message per two-way room, so pulls spread over instances."""
-        count = 0
-        for target in self._repos.pull_targets.partition("pull"):
-            self._queues.send(PULL_QUEUE, {"system": target.system, "id": target.subject_id})
-            count += 1
-        return count
+        """Timer: one queue message per two-way room, so pulls spread over instances. Sent a few at a time:
+        one by one, thousands of rooms would take most of a minute before the last room's pull could start."""
+        targets = ({"system": t.system, "id": t.subject_id} for t in self._repos.pull_targets.partition("pull"))
+        with ThreadPoolExecutor(max_workers=FAN_OUT_THREADS, thread_name_prefix="pull-fan-out") as pool:
+            return sum(1 for _ in pool.map(lambda body: self._queues.send(PULL_QUEUE, body), targets))
 
     # --- one room ----------------------------------------------------------------------------------------------
 
