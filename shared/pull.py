@@ -55,6 +55,7 @@ REBASELINE_AFTER = timedelta(days=7)  # how far the window start may fall behind
 BEFORE_TODAY = timedelta(days=1)
 MAX_FEED_PAGE = 500
 FAN_OUT_THREADS = 8  # queue sends in flight while the timer fans pulls out
+FAN_OUT_WINDOW = 200
 # Up to this many events in a delta, a pull reads only their rows (their sync records by filtered queries of up to
 # 15 comparisons, Table Storage's limit, then a point read per event); beyond it, the room's rows whole.
 TARGETED_MAX_EVENTS = 42
@@ -120,9 +121,19 @@ class PullService:
     def enqueue_all(self) -> int:
         """Timer: one queue message per two-way room, so pulls spread over instances. Sent a few at a time:
         one by one, thousands of rooms would take most of a minute before the last room's pull could start."""
-        targets = ({"system": t.system, "id": t.subject_id} for t in self._repos.pull_targets.partition("pull"))
+        def send(body: dict[str, str]) -> None:
+            self._queues.send(PULL_QUEUE, body)
+
+        count = 0
+        window: list[dict[str, str]] = []  # bounded, so memory does not grow with the number of rooms
         with ThreadPoolExecutor(max_workers=FAN_OUT_THREADS, thread_name_prefix="pull-fan-out") as pool:
-            return sum(1 for _ in pool.map(lambda body: self._queues.send(PULL_QUEUE, body), targets))
+            for target in self._repos.pull_targets.partition("pull"):
+                window.append({"system": target.system, "id": target.subject_id})
+                if len(window) == FAN_OUT_WINDOW:
+                    count += len(list(pool.map(send, window)))
+                    window = []
+            count += len(list(pool.map(send, window)))
+        return count
 
     # --- one room ----------------------------------------------------------------------------------------------
 
