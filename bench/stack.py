@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 import requests
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
 from devstack.azurite import Azurite
 from devstack.keyvault import KeyVaultEndpoint
@@ -207,6 +207,26 @@ class BenchStack:
 
         return runtime.services()
 
+    def service_pids(self) -> dict[str, list[int]]:
+        """Process IDs of the services started in their own processes (Azurite's table and queue services, the
+        simulator when it runs in a process), so a benchmark can tell their CPU time from the app's."""
+        pids: dict[str, list[int]] = {}
+        if self.azurite is not None:
+            pids["azurite"] = [proc.pid for proc in getattr(self.azurite, "_procs", {}).values()]
+        if isinstance(self.simulator, SimulatorProcess):
+            pids["simulator"] = [self.simulator.pid]
+        return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 # --- the simulator, with a timeline of the Graph requests it served ------------------------------------------------
 
@@ -251,11 +271,14 @@ class RequestTimeline:
 
 def timed_simulator_app() -> tuple[RequestTimeline, Simulator]:
     """A fresh simulator's WSGI app behind a RequestTimeline; the timeline is also served as JSON at
-    `/_bench/timeline` (GET; POST clears it) for a parent process."""
+    `/_bench/timeline` (GET; POST clears it) for a parent process, and `/_bench/bulk` runs many control
+    operations in one request (see `bulk_control`)."""
     sim = Simulator()
     holder: list[RequestTimeline] = []
-    app = SimulatorApp(sim, extra_handlers={"/_bench/timeline": lambda request: _timeline_endpoint(holder[0],
-                                                                                                  request)})
+    app = SimulatorApp(sim, extra_handlers={
+        "/_bench/timeline": lambda request: _timeline_endpoint(holder[0], request),
+        "/_bench/bulk": lambda request: _bulk_endpoint(app.sim, request),
+    })
     holder.append(RequestTimeline(app))
     return holder[0], sim
 
@@ -281,6 +304,64 @@ def _timeline_endpoint(timeline: RequestTimeline, request: Any) -> Any:
         return Response("{}", content_type="application/json")
     rows = [[s.method, s.path, s.started, s.finished] for s in timeline.served()]
     return Response(json.dumps(rows), content_type="application/json")
+
+
+def bulk_control(sim: Simulator, ops: list[dict[str, Any]]) -> list[Any]:
+    """Many control operations at once, each through the same methods the control API calls one by one
+    (`Control.create_room` / `grant_mailbox`, `GraphState.create_event` / `update_event` / `delete_event`), so
+    events written here enter the calendars' change logs like any other write. A benchmark that sets up
+    thousands of rooms and hundreds of thousands of events would otherwise spend minutes in HTTP round trips.
+
+    Operations (`op` and its fields), answers in order:
+      rooms     tenant, addresses, names?, grantee?, permission?   -> [room address, ...]
+      populate  mailbox, events [Graph event body, ...], as_user?   -> [event id, ...]
+      create    mailbox, event, as_user?                            -> event id
+      update    id, changes                                         -> event id
+      delete    id                                                  -> None
+    """
+    from simulator.control import Control
+    from simulator.graph.state import attach_graph
+
+    control = Control(sim)
+    graph = attach_graph(sim)
+    out: list[Any] = []
+    for op in ops:
+        kind = op.get("op")
+        if kind == "rooms":
+            names = op.get("names") or op["addresses"]
+            made = []
+            for address, name in zip(op["addresses"], names, strict=True):
+                room = control.create_room(op["tenant"], address, name)
+                if op.get("grantee"):
+                    control.grant_mailbox(op["grantee"], room["id"], op.get("permission", "full_access"))
+                made.append(room["address"])
+            out.append(made)
+        elif kind == "populate":
+            out.append([graph.create_event(op["mailbox"], body, as_user=op.get("as_user"))["id"]
+                        for body in op["events"]])
+        elif kind == "create":
+            out.append(graph.create_event(op["mailbox"], op["event"], as_user=op.get("as_user"))["id"])
+        elif kind == "update":
+            out.append(graph.update_event(op["id"], op["changes"])["id"])
+        elif kind == "delete":
+            graph.delete_event(op["id"])
+            out.append(None)
+        else:
+            raise ValueError(f"unknown bulk operation {kind!r}")
+    return out
+
+
+def _bulk_endpoint(sim: Simulator, request: Any) -> Any:
+    from werkzeug import Response
+
+    if request.method != "POST":
+        return Response('{"error": "POST only"}', status=405, content_type="application/json")
+    try:
+        result = bulk_control(sim, json.loads(request.get_data())["ops"])
+    except Exception as exc:  # noqa: BLE001 - answered to the benchmark, which raises it
+        return Response(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), status=400,
+                        content_type="application/json")
+    return Response(json.dumps(result), content_type="application/json")
 
 
 # --- one interface over the simulator, in this process or in its own ------------------------------------------
@@ -310,6 +391,9 @@ class InProcessSimulator:
 
     def served(self) -> list[Served]:
         return self._timeline.served()
+
+    def bulk(self, ops: list[dict[str, Any]]) -> list[Any]:
+        return bulk_control(self.running.sim, ops)
 
     def clear_timeline(self) -> None:
         self._timeline.clear()
@@ -388,6 +472,7 @@ class SimulatorProcess:
                 cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         self.url = f"https://127.0.0.1:{port}"
         self.ca_path = tls.ca_path
+        self.pid = self._proc.pid
         try:
             wait_listening(port, timeout=30)
         except BaseException:
@@ -406,6 +491,10 @@ class SimulatorProcess:
 
     def served(self) -> list[Served]:
         return [Served(m, p, s, f) for m, p, s, f in self._remote.call("GET", "/_bench/timeline")]
+
+    def bulk(self, ops: list[dict[str, Any]]) -> list[Any]:
+        """`bulk_control` in the simulator's process: many control operations in one request."""
+        return self._remote.call("POST", "/_bench/bulk", {"ops": ops})
 
     def clear_timeline(self) -> None:
         self._remote.call("POST", "/_bench/timeline")
@@ -489,11 +578,13 @@ class QueueWorker:
     messageEncoding), the message stays invisible while its function runs, deleted on success, visible again
     after `retry_visibility` seconds on failure. `threads` functions run at once (host.json batchSize); an idle
     queue is polled every `poll_interval` seconds (the host's minimum; it is not backed off, so the pickup of a
-    job's first messages is not a matter of luck). `on_done` is called from the worker thread after each message."""
+    job's first messages is not a matter of luck). `on_done` is called from the worker thread after each message.
+    With `keep_deliveries=False` only counts are kept (`handled`, `failed`), not one Delivery per message: a
+    benchmark that traces memory then measures the app, not its own bookkeeping."""
 
     def __init__(self, connection_string: str, queue: str, handler: Callable[[dict[str, Any]], Any], *,
                  threads: int = 16, poll_interval: float = 0.1, lease_seconds: int = 600, retry_visibility: int = 10,
-                 on_done: Callable[[Delivery], None] | None = None) -> None:
+                 on_done: Callable[[Delivery], None] | None = None, keep_deliveries: bool = True) -> None:
         from devstack.host.queues import ensure_queue, queue_client
 
         self._client = queue_client(connection_string, queue)
@@ -511,6 +602,9 @@ class QueueWorker:
         self._inflight = 0
         self._thread = threading.Thread(target=self._poll, name=f"bench-poll-{queue}", daemon=True)
         self.deliveries: list[Delivery] = []
+        self._keep = keep_deliveries
+        self.handled = 0  # messages processed (deleted or put back)
+        self.failed = 0  # of which the handler raised
         self.receives = 0  # receive calls that returned messages
         self.peak_inflight = 0
 
@@ -558,6 +652,20 @@ class QueueWorker:
             for message in messages:
                 self._pool.submit(self._process, message, received)
 
+    def _delete(self, message: Any) -> None:
+        """Delete a handled message, trying again when the connection fails: the client has no SDK retries (as the
+        host's listener), and Azurite closes idle keep-alive connections after 5 s, so a connection taken from the
+        pool after a long function can be reset under the request. Counting that as the function failing would
+        pull the room again."""
+        for attempt in range(3):
+            try:
+                self._client.delete_message(message.id, message.pop_receipt)
+                return
+            except (ServiceRequestError, ServiceResponseError):
+                if attempt == 2:
+                    raise
+                log.info("queue %s: delete of %s failed on its connection; trying again", self.queue, message.id)
+
     def _process(self, message: Any, received: float) -> None:
         from devstack.host.queues import decode
 
@@ -568,7 +676,7 @@ class QueueWorker:
         try:
             body = json.loads(decode(message.content, use_base64=True))
             outcome = self._handler(body)
-            self._client.delete_message(message.id, message.pop_receipt)
+            self._delete(message)
         except Exception as exc:  # noqa: BLE001 - as the host: log, and the message comes back later
             error = exc
             log.warning("queue %s: message %s failed: %s", self.queue, message.id, exc)
@@ -576,7 +684,10 @@ class QueueWorker:
                 self._client.update_message(message.id, message.pop_receipt, visibility_timeout=self._retry_visibility)
         delivery = Delivery(body, received, started, time.perf_counter(), outcome, error)
         with self._changed:
-            self.deliveries.append(delivery)
+            if self._keep:
+                self.deliveries.append(delivery)
+            self.handled += 1
+            self.failed += error is not None
             self._inflight -= 1
             self._changed.notify_all()
         if self._on_done is not None:
