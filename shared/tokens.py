@@ -12,7 +12,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections import defaultdict
+import zlib
+from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 4
 MOVED_ON_WAIT = 2.0  # seconds to watch for a concurrent writer's cache before calling a grant dead
 HOT_MARGIN = 300.0  # an access token in hand is used until 5 minutes before it expires
+# Bounds on what an instance keeps per connection, so its memory does not grow with the number of connections it
+# has served: the most recently used access tokens, and refresh locks shared by stripes of connections.
+HOT_TOKENS = 1024
+LOCK_STRIPES = 64
 
 
 class ReauthorizationRequired(DomainError):
@@ -53,12 +58,13 @@ class TokenService:
         self._secrets = secrets
         self._idle = timedelta(days=refresh_idle_days)
         self._clock = clock
-        # One refresh at a time per connection within this process; across processes the ETag decides.
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._locks_guard = threading.Lock()
-        # Access tokens in hand (token, valid until, monotonic): a bulk job asks before every batch, and reading,
-        # decrypting and consulting the cache each time would cost a table read per batch.
-        self._hot: dict[str, tuple[str, float]] = {}
+        # One refresh at a time per connection within this process (connections share a lock stripe); across
+        # processes the ETag decides.
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        # Access tokens in hand (token, valid until, monotonic), least recently used first: a bulk job asks before
+        # every batch, and reading, decrypting and consulting the cache each time would cost a table read a batch.
+        self._hot: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._hot_guard = threading.Lock()
 
     # --- the cache ------------------------------------------------------------------------------------------------
 
@@ -74,7 +80,9 @@ class TokenService:
 
     def erase(self, connection: Connection) -> None:
         prefix = f"{connection.system}|{connection.row_key()}|"
-        self._hot = {k: v for k, v in self._hot.items() if not k.startswith(prefix)}
+        with self._hot_guard:
+            for key in [k for k in self._hot if k.startswith(prefix)]:
+                del self._hot[key]
         old = self._caches.get(connection.system, connection.row_key())
         self._caches.delete(connection.system, connection.row_key())
         if old is not None and old.due_key:
@@ -108,12 +116,16 @@ class TokenService:
         """
         key = f"{connection.system}|{connection.row_key()}|{connection.home_account_id}"
         with self._lock_for(connection):
-            hot = self._hot.get(key)
-            if hot is not None and not force_refresh and hot[1] - time.monotonic() > HOT_MARGIN:
-                return hot[0]
-            self._hot.pop(key, None)
+            with self._hot_guard:
+                hot = self._hot.pop(key, None)
+                if hot is not None and not force_refresh and hot[1] - time.monotonic() > HOT_MARGIN:
+                    self._hot[key] = hot  # most recently used now
+                    return hot[0]
             token, lifetime = self._acquire(integration, connection, force_refresh)
-            self._hot[key] = (token, time.monotonic() + lifetime)
+            with self._hot_guard:
+                self._hot[key] = (token, time.monotonic() + lifetime)
+                while len(self._hot) > HOT_TOKENS:
+                    self._hot.popitem(last=False)
             return token
 
     def _acquire(self, integration: Integration, connection: Connection, force_refresh: bool) -> tuple[str, float]:
@@ -174,8 +186,8 @@ class TokenService:
             time.sleep(0.1)
 
     def _lock_for(self, connection: Connection) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks[f"{connection.system}|{connection.row_key()}"]
+        stripe = zlib.crc32(f"{connection.system}|{connection.row_key()}".encode()) % LOCK_STRIPES
+        return self._locks[stripe]
 
     # --- the keep-alive schedule ----------------------------------------------------------------------------------
 
