@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from queue import Empty, Queue
 from typing import Any
 
-from bench.stack import POOL_FULL, BenchStack, Delivery, QueueWorker, Served, quiet_logs, stop_on_sigterm
+from bench.stack import POOL_FULL, BenchStack, Delivery, QueueWorker, Served, run_bench
 
 PER_BATCH = 20  # Graph's $batch limit, the executor's batch size
 IN_FLIGHT = 4  # Outlook's concurrent requests per app and mailbox
@@ -449,13 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.occurrences < 1 or args.mailboxes < 1 or args.workers < 1 or args.latency_ms < 0:
         parser.error("occurrences, mailboxes and workers must be positive, latency not negative")
-    quiet_logs(20 if args.verbose else 30)
-    try:
-        with stop_on_sigterm():
-            return _run(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted; everything started was stopped", file=sys.stderr)
-        return 130
+    return run_bench(lambda: _run(args), verbose=args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.stack import POOL_FULL, REPO, BenchStack, QueueWorker, cpu_seconds, quiet_logs, stop_on_sigterm
+from bench.stack import POOL_FULL, REPO, BenchStack, QueueWorker, cpu_seconds, run_bench
 
 PULL_QUEUE = "room-pull"
 LOCATION = "main"
@@ -651,13 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("rooms and events must be positive, latency not negative")
     if args.large_rooms and args.large_rooms <= args.rooms:
         parser.error("--large-rooms must be more than --rooms (or 0)")
-    quiet_logs(20 if args.verbose else 30)
-    try:
-        with stop_on_sigterm():
-            return _run(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted; everything started was stopped", file=sys.stderr)
-        return 130
+    return run_bench(lambda: _run(args), verbose=args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -548,6 +548,17 @@ class PoolFullCounter(logging.Handler):
 POOL_FULL = PoolFullCounter()
 
 
+def run_bench(run: Callable[[], int], *, verbose: bool) -> int:
+    """A benchmark's main: readable logs, and everything it started stopped on SIGTERM or Ctrl-C."""
+    quiet_logs(logging.INFO if verbose else logging.WARNING)
+    try:
+        with stop_on_sigterm():
+            return run()
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything started was stopped", file=sys.stderr)
+        return 130
+
+
 def quiet_logs(level: int = logging.WARNING) -> None:
     """The app logs one line per job and chunk at INFO; a benchmark's report should stay readable."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
