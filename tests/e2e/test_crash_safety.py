@@ -191,14 +191,21 @@ def shifted(stack: CrashStack, to: datetime) -> Services:
     return build_services(Settings.from_env(stack.app.env), clock=lambda: datetime.now(UTC) + offset)
 
 
-def test_room_pulls_killed_at_random_points_publish_every_change_exactly_once(simulator, crash_stack):
-    stack, rng = crash_stack, random.Random(SEED + 1)
+def two_way_room(stack: CrashStack, simulator: Any) -> OutlookRoom:
+    """A new system on the crash stack's app with one two-way room connected (its api, d and system on it)."""
     api = stack.app.api()
     d = make_directory(simulator, f"{stack.app.url}/api/oauth/callback")
     system = new_system()
     configure(api, system, d)
     room = OutlookRoom(api, simulator, d, system)
     room.set_up()
+    return room
+
+
+def test_room_pulls_killed_at_random_points_publish_every_change_exactly_once(simulator, crash_stack):
+    stack, rng = crash_stack, random.Random(SEED + 1)
+    room = two_way_room(stack, simulator)
+    system = room.system
     simulator.sim.graph.set_latency(5, 3, seed=SEED)
     states = stack.services.repos.pull_states
     partition = connection_partition(system, "space", "r1")
@@ -321,12 +328,8 @@ def test_a_pull_after_a_killed_export_to_the_room_does_not_publish_our_own_event
     queue gives its message back, the room is pulled (the 5-minute timer, on any instance). Those events are the
     product's own: they must never be published as bookings made in Outlook, nor afterwards."""
     stack = crash_stack
-    api = stack.app.api()
-    d = make_directory(simulator, f"{stack.app.url}/api/oauth/callback")
-    system = new_system()
-    configure(api, system, d)
-    room = OutlookRoom(api, simulator, d, system)
-    room.set_up()
+    room = two_way_room(stack, simulator)
+    api, d, system = room.api, room.d, room.system
     room.book(5)
     stack.services.pull.pull(system, "r1")  # the baseline
     simulator.sim.graph.set_latency(4, 2, seed=SEED)

@@ -178,15 +178,21 @@ def process_services(process: AppProcess) -> Services:
     return build_services(Settings.from_env(process.env))
 
 
+def user_connected_on(app: Any, simulator: Any) -> tuple[Any, Any, str]:
+    """A new system configured through `app` with user u1 signed in: (api, directory, system)."""
+    api = app.api()
+    d = make_directory(simulator, f"{app.url}/api/oauth/callback")
+    system = new_system()
+    configure(api, system, d)
+    connect(api, simulator, system, "user", "u1", d.staff)
+    return api, d, system
+
+
 def test_eight_concurrent_refreshes_across_two_app_processes(simulator, two_apps):
     """The token-refresh queue function invoked 4 times at once in each of two app processes: within a process
     the refreshes of one connection take turns (a lock); across processes only the cache's ETag decides."""
     first, second = two_apps
-    api = first.api()
-    d = make_directory(simulator, f"{first.url}/api/oauth/callback")
-    system = new_system()
-    configure(api, system, d)
-    connect(api, simulator, system, "user", "u1", d.staff)
+    api, d, system = user_connected_on(first, simulator)
     for process in two_apps:  # both instances warm: services built, data key and client secret in hand
         assert process.api().get(f"/api/systems/{system}/connections/user/u1/calendars").status_code == 200
     services = process_services(first)
@@ -289,11 +295,7 @@ def test_two_export_jobs_for_the_same_items_at_once_make_one_event_per_occurrenc
     never exported, then again after 10 of their events were deleted and 5 retitled in Outlook: exactly one
     event per occurrence after each pair, every marker unique."""
     first, second = two_apps
-    api = first.api()
-    d = make_directory(simulator, f"{first.url}/api/oauth/callback")
-    system = new_system()
-    configure(api, system, d)
-    connect(api, simulator, system, "user", "u1", d.staff)
+    api, d, system = user_connected_on(first, simulator)
     assert second.api().get(f"/api/systems/{system}/connections/user/u1/calendars").status_code == 200
     simulator.sim.graph.set_latency(3, 2, seed=5)
     payload = items(300, prefix="race")
