@@ -29,11 +29,12 @@ from azure.data.tables import (
     EntityProperty,
     TableClient,
     TableServiceClient,
-    TableTransactionError,
     UpdateMode,
 )
 
 from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavailable, NotFound
+from shared.storage import transactions
+from shared.storage.transactions import TransactionRefused
 
 log = logging.getLogger(__name__)
 
@@ -281,13 +282,10 @@ class TableRepository(Generic[R]):
         if len(operations) > MAX_TRANSACTION:
             raise ValueError(f"a transaction holds at most {MAX_TRANSACTION} operations")
         try:
-            return list(self._client.submit_transaction(operations))
-        except TableTransactionError as exc:
-            conflict = exc.error_code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists")
-            if exc.status_code in (409, 412) or conflict:
+            return self._submit(operations)
+        except TransactionRefused as exc:
+            if exc.status in (409, 412) or exc.code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists"):
                 raise ConcurrencyConflict(f"{self.table}: a row changed during the transaction") from None
-            raise _unavailable(exc) from None
-        except AzureError as exc:
             raise _unavailable(exc) from None
 
     def upsert_many(self, rows: Iterable[R]) -> int:
@@ -304,10 +302,9 @@ class TableRepository(Generic[R]):
         for entities in by_partition.values():
             for start in range(0, len(entities), MAX_TRANSACTION):
                 chunk = entities[start:start + MAX_TRANSACTION]
-                operations = [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in chunk]
                 try:
-                    self._client.submit_transaction(operations)
-                except AzureError as exc:
+                    self._submit([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in chunk])
+                except TransactionRefused as exc:
                     raise _unavailable(exc) from None
                 written += len(chunk)
         return written
@@ -322,16 +319,21 @@ class TableRepository(Generic[R]):
             for start in range(0, len(row_keys), MAX_TRANSACTION):
                 chunk = row_keys[start:start + MAX_TRANSACTION]
                 try:
-                    self._client.submit_transaction(
-                        [("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in chunk])
-                except (TableTransactionError, ResourceNotFoundError):
+                    self._submit([("delete", {"PartitionKey": pk, "RowKey": rk}, {}) for rk in chunk])
+                except TransactionRefused:
                     # One missing row fails the whole transaction; fall back to one by one (missing = done).
                     for rk in chunk:
                         self.delete(pk, rk)
-                except AzureError as exc:
-                    raise _unavailable(exc) from None
                 deleted += len(chunk)
         return deleted
+
+    def _submit(self, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
+        if not operations:
+            return []
+        try:
+            return transactions.submit(self._client, operations)
+        except AzureError as exc:
+            raise _unavailable(exc) from None
 
 
 def _with_etag(row: R, meta: Any) -> R:
@@ -340,7 +342,8 @@ def _with_etag(row: R, meta: Any) -> R:
 
 
 def _unavailable(exc: Exception) -> DependencyUnavailable:
-    log.warning("table storage call failed: %s", type(exc).__name__)
+    detail = f" {exc.status} {exc.code}" if isinstance(exc, TransactionRefused) else ""
+    log.warning("table storage call failed: %s%s", type(exc).__name__, detail)
     return DependencyUnavailable("Table Storage is unreachable or refused the request")
 
 

@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
-from azure.data.tables import TableServiceClient
+from azure.core import MatchConditions
+from azure.data.tables import TableServiceClient, UpdateMode
 
 from devstack.azurite import Azurite
 from devstack.ports import free_port
@@ -198,3 +199,48 @@ def test_sync_records_of_events_and_overlapping(storage_connection_string, table
     assert sorted(r.item_id for r in found) == ["i0", "i12", "i15", "i19", "i3", "i6", "i9"]
     over = records.overlapping(partition, day.replace(hour=5, minute=30), day.replace(hour=7))
     assert sorted(r.item_id for r in over) == ["i5", "i6"]  # i7 starts as the range ends
+
+
+def test_transaction_of_every_kind_applies_all_and_returns_each_new_etag(repo):
+    pk = "it's ä room"
+    kept = repo.insert(Booking(system=pk, booking_id="kept", title="old"))
+    repo.insert(Booking(system=pk, booking_id="merged", title="old", seats=3))
+    repo.insert(Booking(system=pk, booking_id="gone"))
+    operations = [
+        ("create", repo.encode(Booking(system=pk, booking_id="new one", big=2**40)), {}),
+        ("upsert", repo.encode(Booking(system=pk, booking_id="o'brien", title="replaced")),
+         {"mode": UpdateMode.REPLACE}),
+        ("upsert", {"PartitionKey": pk, "RowKey": "merged", "title": "merged"}, {"mode": UpdateMode.MERGE}),
+        ("update", repo.encode(Booking(system=pk, booking_id="kept", title="new")),
+         {"mode": UpdateMode.REPLACE, "etag": kept.etag, "match_condition": MatchConditions.IfNotModified}),
+        ("delete", {"PartitionKey": pk, "RowKey": "gone"}, {}),
+    ]
+    results = repo.transaction(operations)
+    assert len(results) == 5 and all(r["etag"] for r in results[:4])
+    assert repo.get(pk, "new one").big == 2**40
+    assert repo.get(pk, "o'brien").title == "replaced"
+    merged = repo.get(pk, "merged")
+    assert (merged.title, merged.seats) == ("merged", 3)  # a merge keeps what it does not name
+    assert repo.get(pk, "kept").title == "new" and repo.get(pk, "kept").etag == results[3]["etag"]
+    assert repo.get(pk, "gone") is None
+
+
+def test_transaction_with_a_stale_etag_is_a_conflict_and_applies_nothing(repo):
+    stale = repo.insert(Booking(system="s", booking_id="b", title="v1"))
+    repo.update(Booking(system="s", booking_id="b", title="v2", etag=stale.etag))
+    operations = [
+        ("upsert", repo.encode(Booking(system="s", booking_id="other")), {"mode": UpdateMode.REPLACE}),
+        ("update", repo.encode(Booking(system="s", booking_id="b", title="v3")),
+         {"mode": UpdateMode.REPLACE, "etag": stale.etag, "match_condition": MatchConditions.IfNotModified}),
+    ]
+    with pytest.raises(ConcurrencyConflict):
+        repo.transaction(operations)
+    assert repo.get("s", "other") is None
+    assert repo.get("s", "b").title == "v2"
+
+
+def test_transaction_limits_are_checked_before_sending(repo):
+    with pytest.raises(ValueError, match="100"):
+        repo.transaction([("upsert", repo.encode(Booking(system="s", booking_id=f"b{i}")), {})
+                          for i in range(101)])
+    assert repo.transaction([]) == []
