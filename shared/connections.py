@@ -70,9 +70,12 @@ class ConnectionAccess:
 
         return token
 
-    def run(self, connection: Connection, work: Callable[[TokenSource], T], *, force_refresh: bool = False) -> T:
-        """Do `work` with a token source for the connection; a dead grant or refused credentials are recorded."""
-        integration = self._integrations.require(connection.system)
+    def run(self, connection: Connection, work: Callable[[TokenSource], T], *, force_refresh: bool = False,
+            integration: Integration | None = None) -> T:
+        """Do `work` with a token source for the connection; a dead grant or refused credentials are recorded.
+        A caller that has just read the system's integration passes it (one table read less a pull)."""
+        if integration is None or integration.system != connection.system:
+            integration = self._integrations.require(connection.system)
         if not integration.enabled:
             raise IntegrationDisabled(f"OAuth 2 integration is disabled for system {connection.system}")
         if connection.status == REAUTH_REQUIRED:

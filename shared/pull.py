@@ -157,7 +157,8 @@ class PullService:
             return {"outcome": "skipped", "reason": "sync disabled or reauthorization required"}
         state = self._acquire(system, subject_id)
         try:
-            changes, advance = self._access.run(connection, lambda token: self._read(token, connection, state))
+            changes, advance = self._access.run(connection, lambda token: self._read(token, connection, state),
+                                                integration=integration)
             published = self._publish(connection, state, changes, advance)
         except BaseException:
             self._release(state)

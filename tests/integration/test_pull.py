@@ -12,7 +12,7 @@ from shared.pull import PullBusy
 from shared.runtime import build_services
 from shared.settings import Settings
 from tests.conftest import MASTER_KEY
-from tests.helpers import connect
+from tests.helpers import configure, connect
 
 SOON = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
 
@@ -256,3 +256,38 @@ def test_the_timer_fans_pulls_out_through_the_queue(room, api, app):
 
 def test_the_feed_needs_a_space_connection(api, room):
     assert api.get(f"/api/systems/{room.system}/connections/space/nobody/external-events").status_code == 404
+
+
+def test_disabling_the_integration_stops_all_syncing_until_it_is_enabled_again(room, api, simulator, directory,
+                                                                               system, services):
+    """Pulls, exports and token refreshes all stop (nothing reaches Microsoft, nothing is lost); the connection
+    reads as disabled; switching the integration back on picks up where it stopped."""
+    booked = room.book_in_outlook("Booked while sync was off", 2)
+    configure(api, system, directory, enabled=False)
+    counts = simulator.sim.counters.snapshot()["counts"]
+    graph_before = counts.get("graph.requests", 0)
+    refresh_before = sum(v for k, v in counts.items() if k.startswith("identity.token.refresh_token"))
+
+    status = api.get(f"/api/systems/{system}/connections/space/r1").json()
+    assert status["status"] == "disabled"
+    assert room.pull()["outcome"] == "skipped"
+    exported = api.put(f"/api/systems/{system}/connections/space/r1/items/while-off", json=booking(5))
+    assert exported.status_code == 202, exported.text  # accepted, kept, sent once sync is back on
+    assert exported.json()["occurrences"][0]["state"] == "pending"
+    refresh = services.token_health.refresh({"system": system, "kind": "space", "id": "r1"})
+    assert refresh == "integration_disabled"
+
+    counts = simulator.sim.counters.snapshot()["counts"]
+    assert counts.get("graph.requests", 0) == graph_before
+    assert sum(v for k, v in counts.items() if k.startswith("identity.token.refresh_token")) == refresh_before
+    assert room.changes() == []
+
+    configure(api, system, directory, enabled=True)
+    assert api.get(f"/api/systems/{system}/connections/space/r1").json()["status"] == "connected"
+    assert room.pull()["outcome"] == "pulled"
+    assert [(c["type"], c["event_id"]) for c in room.changes()] == [("created", booked["id"])]
+    # The booking kept while sync was off goes out with the connection's next retry, without being sent again.
+    later = build_services(Settings.from_env(os.environ), clock=lambda: datetime.now(UTC) + timedelta(hours=1))
+    assert later.export.process({"type": "retry", "system": system, "kind": "space", "id": "r1"}) == "retried 1"
+    kept = api.get(f"/api/systems/{system}/connections/space/r1/items/while-off").json()
+    assert kept["occurrences"][0]["state"] == "synced"

@@ -57,19 +57,32 @@ def test_without_the_keep_alive_the_token_dies_at_90_days(api, simulator, direct
     assert status(api, system)["last_error"]["microsoft_code"] == "AADSTS700082"
 
 
+@pytest.mark.parametrize(("withdraw", "code"), [
+    ("sessions revoked", "AADSTS50173"),
+    ("consent withdrawn", "AADSTS65001"),
+    ("user disabled", "AADSTS50057"),
+])
 def test_revocation_becomes_an_alert_within_one_sweep_and_reauthorizing_clears_it(
-        api, simulator, directory, system, timed):
+        api, simulator, directory, system, timed, withdraw, code):
     connect(api, simulator, system, "user", "u1", directory.staff)
-    simulator.control.revoke_sessions(directory.staff)
-    simulator.control.advance_clock(days=31)
+    if withdraw == "sessions revoked":
+        simulator.control.revoke_sessions(directory.staff)
+    elif withdraw == "consent withdrawn":
+        simulator.control.revoke_consent(directory.staff, directory.client_id)
+    else:
+        simulator.control.disable_user(directory.staff)
+    simulator.control.advance_clock(days=31)  # due for its keep-alive refresh: the sweep reads only what is due
     timed.token_health.sweep()
     wait_for(lambda: status(api, system)["status"] == "reauthorization_required", what="reauthorization")
+    assert status(api, system)["last_error"]["microsoft_code"] == code
     alerts = api.get(f"/api/systems/{system}/alerts").json()["alerts"]
     assert [(a["type"], a["subject"], a["microsoft_code"], a["status"]) for a in alerts] == [
-        ("reauthorization_required", "user:u1", "AADSTS50173", "open")]
+        ("reauthorization_required", "user:u1", code, "open")]
     # Graph work on a dead connection is refused clearly, without calling Microsoft.
     refused = api.get(f"/api/systems/{system}/connections/user/u1/calendars")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "reauthorization_required"
+    if withdraw == "user disabled":
+        simulator.control.enable_user(directory.staff)
     connect(api, simulator, system, "user", "u1", directory.staff)
     assert status(api, system)["status"] == "connected"
     alerts = api.get(f"/api/systems/{system}/alerts").json()["alerts"]
