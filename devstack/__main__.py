@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)  # the terminal closed: stop what was started, as on Ctrl-C
     try:
         stack.start()
     except Exception as exc:  # noqa: BLE001 - any start failure ends the command with its reason

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)  # the terminal closed: stop what was started, as on Ctrl-C
     host.start(port=args.port)
     print(f"serving the function app on http://127.0.0.1:{args.port}", flush=True)
     while not stop.wait(0.5):

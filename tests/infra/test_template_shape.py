@@ -138,3 +138,10 @@ def test_azure_yaml_deploys_the_repository_root_as_a_python_function_app():
     assert service, "azure.yaml has no service api"
     fields = dict(line.strip().split(": ", 1) for line in service.group(1).splitlines())
     assert fields == {"project": ".", "language": "python", "host": "function"}
+
+
+def test_every_parameter_is_documented_in_the_infra_readme():
+    """infra/README.md's table lists every parameter of main.bicep, so the page stays in step with the template."""
+    params = re.findall(r"^param (\w+) ", MAIN.read_text(), flags=re.MULTILINE)
+    documented = set(re.findall(r"`(\w+)`", (INFRA / "README.md").read_text().split("## Parameters", 1)[1]))
+    assert params and [p for p in params if p not in documented] == []
