@@ -14,6 +14,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote
 
@@ -44,7 +45,8 @@ def submit(client: TableClient, operations: list[Operation]) -> list[dict[str, A
     Raises `TransactionRefused`, or the SDK's `AzureError` when the service cannot be reached."""
     host = f"{client.scheme}://{client._primary_hostname}"  # private: as the SDK's own submit_transaction
     batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
-    body = encode_body(f"{host}/{client.table_name}", client.api_version, operations, batch, changeset)
+    body = encode_body(f"{host}/{client.table_name}", client.api_version, operations, batch, changeset,
+                       formatdate(usegmt=True))
     request = HttpRequest("POST", f"{host}/$batch", content=body, headers={
         "x-ms-version": client.api_version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
         "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json"})
@@ -63,15 +65,21 @@ def submit(client: TableClient, operations: list[Operation]) -> list[dict[str, A
     return [{"etag": part.headers["etag"]} if "etag" in part.headers else {} for part in parts]
 
 
-def encode_body(table_url: str, api_version: str, operations: list[Operation], batch: str, changeset: str) -> bytes:
-    """The multipart body: one changeset holding one HTTP request per operation."""
+def encode_body(table_url: str, api_version: str, operations: list[Operation], batch: str, changeset: str,
+                date: str) -> bytes:
+    """The multipart body: one changeset holding one HTTP request per operation (each dated, as the SDK dates
+    them: Azurite took four times the CPU over a transaction whose operations were not)."""
     out = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"]
+    partitions = {entity["PartitionKey"] for _, entity, _ in operations}
+    if len(partitions) > 1:
+        raise ValueError("a transaction's operations must all be in one partition")
     for index, (kind, entity, options) in enumerate(operations):
         method, url, headers, payload = _request_line(table_url, kind, entity, options)
         head = [f"{method} {url} HTTP/1.1"]
         if payload is not None:
             head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
-        head += [f"x-ms-version: {api_version}", "DataServiceVersion: 3.0", *headers]
+        head += [f"x-ms-version: {api_version}", "DataServiceVersion: 3.0", *headers, f"x-ms-date: {date}",
+                 f"Date: {date}"]
         out.append(f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
                    f"Content-ID: {index}\r\n\r\n" + "\r\n".join(head) + "\r\n\r\n")
         if payload is not None:

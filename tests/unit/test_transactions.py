@@ -47,7 +47,8 @@ def test_body_is_a_changeset_of_http_requests_a_mime_parser_reads():
         ("update", {"PartitionKey": "p'1", "RowKey": "f"}, {"mode": UpdateMode.MERGE}),
         ("delete", {"PartitionKey": "p'1", "RowKey": "g"}, {}),
     ]
-    body = encode_body("http://h/acct/tbl", "2019-02-02", operations, "batch_1", "changeset_2")
+    body = encode_body("http://h/acct/tbl", "2019-02-02", operations, "batch_1", "changeset_2",
+                       "Sat, 21 Nov 2026 10:04:31 GMT")
     message = email.message_from_bytes(b"Content-Type: multipart/mixed; boundary=batch_1\r\n\r\n" + body,
                                        policy=email.policy.HTTP)
     [changeset] = message.get_payload()
@@ -64,17 +65,23 @@ def test_body_is_a_changeset_of_http_requests_a_mime_parser_reads():
     ]
     assert f"If-Match: {etag}" in requests[3] and "If-Match: *" in requests[4] and "If-Match: *" in requests[5]
     assert "If-Match" not in requests[1] and "If-Match" not in requests[2]
+    assert all("x-ms-date: Sat, 21 Nov 2026 10:04:31 GMT" in r for r in requests)
     head, _, payload = requests[1].partition("\r\n\r\n")
     assert json.loads(payload) == _add_entity_properties(operations[1][1])
     assert f"Content-Length: {len(payload.strip().encode())}" in head
 
 
-def test_an_update_on_an_etag_needs_the_etag():
+def test_operations_the_service_would_refuse_are_refused_before_sending():
+    def encode(operations):
+        return encode_body("http://h/t", "v", operations, "b", "c", "d")
+
     with pytest.raises(ValueError, match="etag"):
-        encode_body("http://h/t", "v", [("update", {"PartitionKey": "p", "RowKey": "r"},
-                                         {"match_condition": MatchConditions.IfNotModified})], "b", "c")
+        encode([("update", {"PartitionKey": "p", "RowKey": "r"}, {"match_condition": MatchConditions.IfNotModified})])
     with pytest.raises(ValueError, match="unknown"):
-        encode_body("http://h/t", "v", [("merge", {"PartitionKey": "p", "RowKey": "r"}, {})], "b", "c")
+        encode([("merge", {"PartitionKey": "p", "RowKey": "r"}, {})])
+    with pytest.raises(ValueError, match="one partition"):
+        encode([("delete", {"PartitionKey": "p", "RowKey": "r"}, {}),
+                ("delete", {"PartitionKey": "q", "RowKey": "r"}, {})])
 
 
 ANSWER = (
