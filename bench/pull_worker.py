@@ -1,12 +1,12 @@
-"""One Functions instance for `bench/pull`'s memory cycles, in a process of its own
+"""One Functions instance for `bench/pull`'s measured cycles, in a process of its own
 (`python -m bench.pull_worker --rooms N`, started by the benchmark with the stack's settings in its environment).
 
 It builds the app's services as a newly started instance does, then runs one pull cycle the way the Functions host
 would on that instance: the timer's fan-out (`PullService.enqueue_all`) and `--workers` queue workers calling the
 registered `room_pull` function until every room is pulled. It prints one JSON object: the instance's resident
 memory once idle (imports and services ready), its high-water mark at the end (the peak the cycle drove it to,
-from /proc), wall and CPU time, and message counts. Measured in a fresh process, the peak holds only what the app
-keeps, not the benchmark's own bookkeeping, and costs no tracing overhead.
+from /proc), wall and CPU time, message counts, and its table and queue requests. Measured in a fresh process,
+the peak holds only what the app keeps, not the benchmark's own bookkeeping, and costs no tracing overhead.
 """
 
 from __future__ import annotations
@@ -36,17 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet_logs(30)  # stdout carries the JSON result; warnings go to stderr
 
-    from bench.pull_bench import PULL_QUEUE, room_pull_function
+    from bench.pull_bench import PULL_QUEUE, StorageMeter, room_pull_function
     from shared import runtime
 
     services = runtime.services()
+    meter = StorageMeter()
     handler = room_pull_function()
     gc.collect()
     idle, _ = memory()
-    cpu0, t0 = time.process_time(), time.perf_counter()
     with QueueWorker(os.environ["AzureWebJobsStorage"], PULL_QUEUE, handler, threads=args.workers,  # noqa: SIM112
                      keep_deliveries=False) as worker:
+        meter.take()
+        cpu0, t0 = time.process_time(), time.perf_counter()
         queued = services.pull.enqueue_all()
+        enqueue = time.perf_counter() - t0
         deadline = t0 + args.timeout
         while worker.handled - worker.failed < queued:
             if time.perf_counter() > deadline or worker.failed > max(10, queued // 10):
@@ -55,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         handled, failed = worker.handled, worker.failed
+        storage_requests, storage_bytes = meter.take()
     _, peak = memory()
     json.dump({"queued": queued, "expected": args.rooms, "handled": handled, "failed": failed, "wall": wall,
-               "cpu": cpu, "idle_rss": idle, "peak_rss": peak}, sys.stdout)
+               "enqueue": enqueue, "cpu": cpu, "idle_rss": idle, "peak_rss": peak,
+               "storage_requests": storage_requests, "storage_bytes": storage_bytes}, sys.stdout)
     sys.stdout.write("\n")
     return 0 if handled - failed >= queued == args.rooms else 1
 
