@@ -426,8 +426,9 @@ class OwnObservation(Row):
 
 
 @dataclass(kw_only=True)
-class FeedEntry(Row):
-    """One published change of a room, in order: the cursor of the external-events feed is `seq`."""
+class FeedEntry:
+    """One published change of a room, in order: the cursor of the external-events feed is `seq`. Stored in
+    `FeedPage`s, many to a row."""
 
     system: str
     subject_id: str
@@ -437,8 +438,27 @@ class FeedEntry(Row):
     data: dict[str, Any] = field(default_factory=dict)
     published_at: datetime | None = None
 
+
+@dataclass(kw_only=True)
+class FeedPage(Row):
+    """Consecutive feed entries of a room written by one transaction, as one row: a room's first pull publishes
+    every booking in its calendar, and a row per entry doubled the rows that pull writes. Keyed by its last
+    sequence number, so the pages after a cursor are the rows whose key sorts after it."""
+
+    system: str
+    subject_id: str
+    first_seq: int
+    last_seq: int
+    entries: list[Any] = field(default_factory=list)  # [seq, change, event_id, data] each
+    published_at: datetime | None = None
+
     def partition_key(self) -> str:
         return connection_partition(self.system, "space", self.subject_id)
 
     def row_key(self) -> str:
-        return f"feed|{self.seq:012d}"
+        return f"feed|{self.last_seq:012d}"
+
+    def unpack(self) -> list[FeedEntry]:
+        return [FeedEntry(system=self.system, subject_id=self.subject_id, seq=int(seq), change=str(change),
+                          event_id=str(event_id), data=dict(data), published_at=self.published_at)
+                for seq, change, event_id, data in self.entries]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +45,8 @@ from shared.models import (
     connection_partition,
 )
 from shared.storage.queues import QueueSender
-from shared.storage.repositories import Repositories
+from shared.storage.repositories import Feed, Repositories
+from shared.storage.tables import MAX_TRANSACTION
 
 log = logging.getLogger(__name__)
 
@@ -368,21 +370,21 @@ class PullService:
 
     def _publish(self, connection: Connection, state: PullState, changes: list[Change],
                  advance: dict[str, Any]) -> list[int]:
-        """Commit feed entries, the stored rows they describe and the room's state together, in transactions of
-        the room's partition (at most 100 operations each, the state's ETag in every one). A crash between two
-        transactions leaves a consistent prefix; the next pull rereads the same delta and carries on."""
+        """Commit feed entries (packed in pages), the stored rows they describe and the room's state together, in
+        transactions of the room's partition (at most 100 operations each, the state's ETag in every one). A crash
+        between two transactions leaves a consistent prefix; the next pull rereads the same delta and carries on."""
         now = self._clock()
         published: list[int] = []
-        groups = [changes[i:i + 45] for i in range(0, len(changes), 45)] or [[]]
+        groups = _transactions(changes)
         for index, group in enumerate(groups):
             operations: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+            entries: list[FeedEntry] = []
             for change in group:
                 if change.change:
                     state.seq += 1
-                    entry = FeedEntry(system=state.system, subject_id=state.subject_id, seq=state.seq,
-                                      change=change.change, event_id=change.event_id, data=change.data,
-                                      published_at=now)
-                    operations.append(("upsert", self._repos.feed.encode(entry), {}))
+                    entries.append(FeedEntry(system=state.system, subject_id=state.subject_id, seq=state.seq,
+                                             change=change.change, event_id=change.event_id, data=change.data,
+                                             published_at=now))
                     published.append(state.seq)
                 if isinstance(change.upsert, ExternalEvent):
                     operations.append(("upsert", self._repos.external_events.encode(change.upsert), {}))
@@ -391,6 +393,7 @@ class PullService:
                 if change.delete is not None:
                     operations.append(("delete", {"PartitionKey": change.delete.partition_key(),
                                                   "RowKey": change.delete.row_key()}, {}))
+            operations += [("upsert", self._repos.feed.encode(page), {}) for page in Feed.pack(entries)]
             if index == len(groups) - 1:  # the new delta link and window only with the last group
                 for name, value in advance.items():
                     setattr(state, name, value)
@@ -443,6 +446,22 @@ class PullService:
         if published and self._on_published is not None:
             self._on_published(connection, published[0], published[-1])
         return {"updated": len(published)}
+
+
+def _transactions(changes: list[Change]) -> list[list[Change]]:
+    """Changes in groups that fit one transaction: a stored row each, their feed entries' pages (counted by JSON
+    size, with room to spare), and the state row."""
+    groups: list[list[Change]] = [[]]
+    chars = 0
+    for change in changes:
+        size = len(json.dumps(change.data)) + len(change.event_id) + 40
+        pages = (chars + size) // (Feed.PAGE_CHARS // 2) + 1
+        if groups[-1] and len(groups[-1]) + 1 + pages + 1 > MAX_TRANSACTION:
+            groups.append([])
+            chars = 0
+        groups[-1].append(change)
+        chars += size
+    return groups
 
 
 def external_json(event: ExternalEvent) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from shared.models import (
     ExportJob,
     ExternalEvent,
     FeedEntry,
+    FeedPage,
     Integration,
     Item,
     LocationSettings,
@@ -184,15 +186,41 @@ class OwnObservations(TableRepository[OwnObservation]):
         return self.prefixed(partition, "own|")
 
 
-class Feed(TableRepository[FeedEntry]):
+class Feed(TableRepository[FeedPage]):
     table = ROOM_SYNC_TABLE
-    row_type = FeedEntry
+    row_type = FeedPage
+    # JSON characters a page holds: a string property holds 64 KiB of UTF-16 (32K units); the JSON is ASCII.
+    PAGE_CHARS = 30_000
+
+    @classmethod
+    def pack(cls, entries: list[FeedEntry]) -> list[FeedPage]:
+        """Consecutive entries of one room in as few pages as fit."""
+        pages: list[FeedPage] = []
+        size = 0
+        for entry in entries:
+            packed = [entry.seq, entry.change, entry.event_id, entry.data]
+            length = len(json.dumps(packed, separators=(",", ":"))) + 1
+            if not pages or size + length > cls.PAGE_CHARS:
+                pages.append(FeedPage(system=entry.system, subject_id=entry.subject_id, first_seq=entry.seq,
+                                      last_seq=entry.seq, published_at=entry.published_at))
+                size = 2
+            page = pages[-1]
+            page.entries.append(packed)
+            page.last_seq = entry.seq
+            size += length
+        return pages
 
     def after(self, partition: str, cursor: int, limit: int) -> list[FeedEntry]:
-        rows, _ = self.page("PartitionKey eq @pk and RowKey gt @after and RowKey lt @end",
-                            parameters={"pk": partition, "after": f"feed|{cursor:012d}", "end": "feed}"},
-                            page_size=limit)
-        return rows
+        """Up to `limit` entries after `cursor`, in order: the pages whose last entry is after it, read lazily."""
+        entries: list[FeedEntry] = []
+        pages = self.query("PartitionKey eq @pk and RowKey gt @after and RowKey lt @end",
+                           parameters={"pk": partition, "after": f"feed|{cursor:012d}", "end": "feed}"},
+                           page_size=20)
+        for page in pages:
+            entries.extend(e for e in page.unpack() if e.seq > cursor)
+            if len(entries) >= limit:
+                break
+        return entries[:limit]
 
 
 @dataclass
