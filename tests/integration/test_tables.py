@@ -244,3 +244,43 @@ def test_transaction_limits_are_checked_before_sending(repo):
         repo.transaction([("upsert", repo.encode(Booking(system="s", booking_id=f"b{i}")), {})
                           for i in range(101)])
     assert repo.transaction([]) == []
+
+
+def test_transaction_bodies_are_the_sdks_own_but_for_boundaries_and_dates(storage_connection_string, table_prefix):
+    import re
+
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+
+    from shared.storage import transactions
+
+    session = requests.Session()
+    session.trust_env = False
+    sent: list[bytes] = []
+    session.hooks["response"] = [lambda response, *args, **kwargs: sent.append(response.request.body)]
+    service = TableServiceClient.from_connection_string(storage_connection_string,
+                                                        transport=RequestsTransport(session=session))
+    table = service.create_table(f"{table_prefix}body")
+    stale = table.create_entity({"PartitionKey": "p'1", "RowKey": "kept"})["etag"]
+    operations = [
+        ("create", {"PartitionKey": "p'1", "RowKey": "n ew", "n": 7, "when": datetime(2026, 1, 2, tzinfo=UTC)}, {}),
+        ("upsert", {"PartitionKey": "p'1", "RowKey": "r", "s": "é"}, {"mode": UpdateMode.REPLACE}),
+        ("upsert", {"PartitionKey": "p'1", "RowKey": "m", "b": b"\x00"}, {"mode": UpdateMode.MERGE}),
+        ("update", {"PartitionKey": "p'1", "RowKey": "kept", "x": 1.5},
+         {"mode": UpdateMode.REPLACE, "etag": stale, "match_condition": MatchConditions.IfNotModified}),
+    ]
+    sent.clear()
+    table.submit_transaction(operations)
+    table.delete_entity("p'1", "n ew")  # so the same create succeeds again
+    operations[3][2]["etag"] = table.get_entity("p'1", "kept").metadata["etag"]
+    sdk_body = sent[0]
+    sent.clear()
+    transactions.submit(table, [(k, e, {**o, "etag": operations[3][2]["etag"]} if k == "update" else o)
+                                for k, e, o in operations])
+
+    def normal(body: bytes) -> str:
+        text = re.sub(r"(batch|changeset)_[0-9a-f-]{36}", r"\1_B", body.decode())
+        text = re.sub(r"(Date: |x-ms-date: )[^\r]*", r"\1D", text)
+        return re.sub(r"If-Match: [^\r]*", "If-Match: E", text)
+
+    assert normal(sent[0]) == normal(sdk_body)
