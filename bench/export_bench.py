@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from queue import Empty, Queue
 from typing import Any
 
+from bench.report import Report, Target
 from bench.stack import POOL_FULL, BenchStack, Delivery, QueueWorker, Served, run_bench
 
 PER_BATCH = 20  # Graph's $batch limit, the executor's batch size
@@ -48,30 +49,13 @@ SHIFT_STARTS = (7, 8, 9, 10, 12, 13, 14, 16, 17, 18)  # local hours; never in a 
 # --- targets ---------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    op: str  # "<=" or ">=" or "=="
-    limit: float
-
-    def met(self, value: float) -> bool:
-        if self.op == "<=":
-            return value <= self.limit
-        if self.op == ">=":
-            return value >= self.limit
-        return value == self.limit
-
-    def text(self, fmt: str) -> str:
-        return f"target {self.op} {format(self.limit, fmt)}"
-
-
 TARGETS = {
-    "ratio_to_bound": Target("ratio_to_bound", "<=", 1.15),
-    "speedup_vs_sequential": Target("speedup_vs_sequential", ">=", 3.5),
-    "round_trips": Target("round_trips", "<=", 105),
-    "violations": Target("violations", "==", 0),
-    "duplicates": Target("duplicates", "==", 0),
-    "missing": Target("missing", "==", 0),
+    "ratio_to_bound": Target("<=", 1.15),
+    "speedup_vs_sequential": Target(">=", 3.5),
+    "round_trips": Target("<=", 105),
+    "violations": Target("==", 0),
+    "duplicates": Target("==", 0),
+    "missing": Target("==", 0),
 }
 
 
@@ -405,30 +389,6 @@ def connect_users(stack: BenchStack, system: str, directory: Any, subjects: list
         list(pool.map(one, subjects))
 
 
-# --- report ----------------------------------------------------------------------------------------------------
-
-
-class Report:
-    def __init__(self) -> None:
-        self.missed: list[str] = []
-
-    @staticmethod
-    def line(label: str, value: str, note: str = "") -> None:
-        print(f"  {label:<44} {value:>12}   {note}".rstrip(), flush=True)
-
-    def figure(self, label: str, value: float, fmt: str, unit: str, target: str | None = None,
-               note: str = "") -> None:
-        text = format(value, fmt) + (f" {unit}" if unit else "")
-        verdict = ""
-        if target is not None:
-            t = TARGETS[target]
-            ok = t.met(value)
-            verdict = f"{t.text('g')} {'ok' if ok else 'MISSED'}"
-            if not ok:
-                self.missed.append(target)
-        self.line(label, text, "   ".join(x for x in (verdict, note) if x))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -457,7 +417,7 @@ def _run(args: argparse.Namespace) -> int:
 
     began = time.perf_counter()
     n, latency = args.occurrences, args.latency_ms / 1000.0
-    report = Report()
+    report = Report(TARGETS, width=44)
     print(f"Export benchmark: {n} occurrences, Graph latency {args.latency_ms:g} ms, {IN_FLIGHT} requests in flight "
           f"per app and mailbox (simulator throttling on), {args.workers} queue worker threads, "
           f"GRAPH_GLOBAL_CONCURRENCY {args.global_concurrency}, simulator in a {args.simulator}", flush=True)

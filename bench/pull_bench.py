@@ -53,6 +53,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.report import Report, Target
 from bench.stack import POOL_FULL, REPO, BenchStack, QueueWorker, cpu_seconds, run_bench
 
 PULL_QUEUE = "room-pull"
@@ -65,44 +66,12 @@ EXTERNAL_TYPES = ("created", "updated", "removed")
 # --- targets and the report ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
-    op: str  # "<=" or "=="
-    limit: float
-
-    def met(self, value: float) -> bool:
-        return value <= self.limit if self.op == "<=" else value == self.limit
-
-    def text(self) -> str:
-        return f"target {self.op} {self.limit:g}"
-
-
 TARGETS = {
     "requests_per_room": Target("<=", 1.05),
     "memory_ratio_5000_vs_500": Target("<=", 1.3),
     "echoes": Target("==", 0),
     "missed": Target("==", 0),
 }
-
-
-class Report:
-    def __init__(self) -> None:
-        self.missed: list[str] = []
-
-    @staticmethod
-    def line(label: str, value: str, note: str = "") -> None:
-        print(f"  {label:<46} {value:>12}   {note}".rstrip(), flush=True)
-
-    def figure(self, label: str, value: float, fmt: str, unit: str = "", target: str | None = None,
-               note: str = "") -> None:
-        text = format(value, fmt) + (f" {unit}" if unit else "")
-        verdict = ""
-        if target is not None:
-            ok = TARGETS[target].met(value)
-            verdict = f"{TARGETS[target].text()} {'ok' if ok else 'MISSED'}"
-            if not ok:
-                self.missed.append(target)
-        self.line(label, text, "   ".join(x for x in (verdict, note) if x))
 
 
 # --- the rooms -------------------------------------------------------------------------------------------------
@@ -679,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
-    report = Report()
+    report = Report(TARGETS, width=46)
     workers = args.workers or host_batch_size()
     latency = args.latency_ms / 1000.0
     per_room = args.events * args.change_percent / 100

@@ -1,15 +1,19 @@
 """Repositories against a real Azurite table service."""
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
+import requests
 from azure.core import MatchConditions
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from devstack.azurite import Azurite
 from devstack.ports import free_port
 from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavailable, NotFound
+from shared.storage import transactions
 from shared.storage.tables import Row, TableRepository, check_key
 
 
@@ -247,13 +251,6 @@ def test_transaction_limits_are_checked_before_sending(repo):
 
 
 def test_transaction_bodies_are_the_sdks_own_but_for_boundaries_and_dates(storage_connection_string, table_prefix):
-    import re
-
-    import requests
-    from azure.core.pipeline.transport import RequestsTransport
-
-    from shared.storage import transactions
-
     session = requests.Session()
     session.trust_env = False
     sent: list[bytes] = []

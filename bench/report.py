@@ -1,0 +1,43 @@
+"""The benchmarks' printed report: aligned `label  value  note` lines, and figures checked against their targets
+(a missed target is listed, so `--check` can exit 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    op: str  # "<=", ">=" or "=="
+    limit: float
+
+    def met(self, value: float) -> bool:
+        if self.op == "<=":
+            return value <= self.limit
+        if self.op == ">=":
+            return value >= self.limit
+        return value == self.limit
+
+    def text(self) -> str:
+        return f"target {self.op} {self.limit:g}"
+
+
+class Report:
+    def __init__(self, targets: dict[str, Target], width: int) -> None:
+        self.targets = targets
+        self.width = width  # of the label column
+        self.missed: list[str] = []
+
+    def line(self, label: str, value: str, note: str = "") -> None:
+        print(f"  {label:<{self.width}} {value:>12}   {note}".rstrip(), flush=True)
+
+    def figure(self, label: str, value: float, fmt: str, unit: str = "", target: str | None = None,
+               note: str = "") -> None:
+        text = format(value, fmt) + (f" {unit}" if unit else "")
+        verdict = ""
+        if target is not None:
+            ok = self.targets[target].met(value)
+            verdict = f"{self.targets[target].text()} {'ok' if ok else 'MISSED'}"
+            if not ok:
+                self.missed.append(target)
+        self.line(label, text, "   ".join(x for x in (verdict, note) if x))
