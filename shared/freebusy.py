@@ -2,12 +2,13 @@
 
 Read through `calendarView`, which expands recurring series into occurrences (a weekly meeting blocks every
 week), following every page; a page that cannot be read fails the whole answer rather than silently dropping
-busy time.
+busy time. All-day events come back as bare midnight dates whatever zone is asked for, so they are placed in
+their own zone (shared/timezones.py) rather than read as UTC.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ from shared import validation
 from shared.connections import ConnectionAccess
 from shared.errors import ValidationFailed
 from shared.graph.client import GraphClient, Mailbox, TokenSource
+from shared.timezones import event_times
 
 MAX_WINDOW = timedelta(days=62)  # as Graph's getSchedule; calendarView pages make longer windows expensive
 BUSY_STATES = {"busy": "busy", "tentative": "tentative", "oof": "out_of_office",
@@ -37,7 +39,7 @@ class FreeBusyService:
 
         def read(token: TokenSource) -> list[dict[str, Any]]:
             params = {"startDateTime": window_start.isoformat(), "endDateTime": window_end.isoformat(),
-                      "$select": "start,end,showAs,isAllDay,type", "$top": "200"}
+                      "$select": "start,end,showAs,isAllDay,type,originalStartTimeZone", "$top": "200"}
             headers = {"Prefer": 'outlook.timezone="UTC"'}
             events: list[dict[str, Any]] = []
             page = self._graph.request(token, "GET", path, params=params, headers=headers)
@@ -50,9 +52,10 @@ class FreeBusyService:
 
         events = self._access.run(connection, read)
         intervals = sorted(
-            ({"start": _utc(e["start"]).isoformat(), "end": _utc(e["end"]).isoformat(),
+            ({"start": t.start_utc.isoformat(), "end": t.end_utc.isoformat(),
               "status": BUSY_STATES[e.get("showAs", "busy")]}
-             for e in events if e.get("showAs", "busy") in BUSY_STATES),
+             for e, t in ((e, event_times(e)) for e in events)
+             if t is not None and e.get("showAs", "busy") in BUSY_STATES),
             key=lambda i: (i["start"], i["end"]))
         return {"id": subject_id, "calendar_id": calendar, "start": window_start.isoformat(),
                 "end": window_end.isoformat(), "busy": intervals}
@@ -71,11 +74,3 @@ def _window(start: str | None, end: str | None) -> tuple[datetime, datetime]:
         raise ValidationFailed("end", "the window may span at most 62 days")
     return window_start, window_end
 
-
-def _utc(value: dict[str, str]) -> datetime:
-    """Graph answers in UTC (we asked); its dateTime has 7 fractional digits and no offset."""
-    text = value["dateTime"]
-    if "." in text:
-        head, frac = text.split(".", 1)
-        text = f"{head}.{frac[:6]}"
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)

@@ -232,7 +232,7 @@ class Item(Row):
     location: str | None = None  # the host's location ID (title mode), spaces only
     location_text: str = ""
     notes: str = ""
-    occurrences: list[dict[str, str]] = field(default_factory=list)  # [{key, start, end, time_zone}]
+    occurrences: list[dict[str, Any]] = field(default_factory=list)  # [{key, start, end, time_zone, all_day?}]
     updated_at: datetime | None = None
 
     def partition_key(self) -> str:
@@ -393,6 +393,8 @@ class ExternalEvent(Row):
     start_utc: datetime
     end_utc: datetime
     is_all_day: bool = False
+    time_zone: str = ""  # IANA key of the event's own zone (originalStartTimeZone), "" when Graph's is unknown
+    zone_assumed: bool = False  # an all-day event's dates placed in UTC for want of a known zone
     organizer_name: str = ""
     organizer_email: str = ""
     series_master_id: str | None = None

@@ -132,11 +132,19 @@ def _schemas() -> dict[str, Any]:
     occurrence = _obj({
         "key": _identifier("the host's stable key of this date/time slot; one Outlook event per key"),
         "start": _str(description="local wall-clock ISO date-time in `time_zone` (an offset, if given, is "
-                                  "converted); a time skipped by a DST change is refused",
+                                  "converted); a time skipped by a DST change is refused, one that happens twice "
+                                  "means the first; required unless `all_day`",
                       example="2030-03-29T09:00:00"),
-        "end": _str(description="after start, at most 31 days later", example="2030-03-29T10:30:00"),
-        "time_zone": _str(description="IANA time zone", example="Europe/London"),
-    }, ["key", "start", "end", "time_zone"])
+        "end": _str(description="after start, at most 31 days later; required unless `all_day`",
+                    example="2030-03-29T10:30:00"),
+        "time_zone": _str(description="IANA time zone; sent to Outlook as the Windows zone CLDR maps it to, or as "
+                                      "UTC when there is none", example="Europe/London"),
+        "all_day": {"type": "boolean", "default": False,
+                    "description": "whole days in `time_zone`: give `start_date` and `end_date` instead of start/end"},
+        "start_date": _str(format="date", description="all-day: the first day", example="2030-03-29"),
+        "end_date": _str(format="date", description="all-day: the day after the last (exclusive, as Graph's)",
+                         example="2030-03-30"),
+    }, ["key", "time_zone"])
     item_fields: dict[str, Any] = {
         "occurrences": {"type": "array", "maxItems": 500, "items": _ref("Occurrence"),
                         "description": "every date/time of the item; an occurrence left out is deleted from Outlook"},
@@ -286,6 +294,7 @@ def _schemas() -> dict[str, Any]:
             "item": _str(),
             "occurrences": {"type": "array", "items": _obj({
                 "key": _str(), "start": _str(), "end": _str(), "time_zone": _str(),
+                "all_day": {"type": "boolean"}, "start_date": _str(format="date"), "end_date": _str(format="date"),
                 "sync_id": _nullable(_str(description="the Outlook event ID")),
                 "state": _str(description="`synced`, `pending` (retried later) or `failed`"),
                 "error": _obj({"microsoft_code": _nullable(_str()), "message": _nullable(_str())}),
@@ -337,7 +346,15 @@ def _schemas() -> dict[str, Any]:
             "id": _str(description="`system:space:seq`, unique"), "seq": {"type": "integer"},
             "type": _str(description="`created`, `updated`, `removed`, or a change to one of the product's own "
                                      "events made in Outlook"),
-            "event_id": _str(), "event": _nullable({"type": "object"}), "published_at": _stamp(),
+            "event_id": _str(), "event": _nullable(_obj({
+                "subject": _str(), "start": _str(description="UTC instant"), "end": _str(description="UTC instant"),
+                "is_all_day": {"type": "boolean"},
+                "time_zone": _str(description="IANA zone the event was made in (Outlook's originalStartTimeZone)"),
+                "start_date": _str(format="date", description="all-day: first day, in the event's zone"),
+                "end_date": _str(format="date", description="all-day: the day after the last (exclusive)"),
+                "time_zone_assumed": _str(description="all-day with a zone no table knows: dates placed in this"),
+                "conflict": {"type": "boolean"},
+            })), "published_at": _stamp(),
         }, ["id", "seq", "type", "event_id"]),
         "Backfilled": _obj({"updated": {"type": "integer"}}, ["updated"]),
         "Alerts": _obj({"system": _str(), "alerts": {"type": "array", "items": _obj({

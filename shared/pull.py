@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from azure.core import MatchConditions
 from azure.data.tables import UpdateMode
@@ -47,6 +48,7 @@ from shared.models import (
 from shared.storage.queues import QueueSender
 from shared.storage.repositories import Feed, Repositories
 from shared.storage.tables import MAX_TRANSACTION
+from shared.timezones import event_times
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +328,8 @@ class PullService:
 
     def _own(self, state: PullState, record: SyncRecord, item: dict[str, Any],
              observed: dict[str, str]) -> list[Change]:
-        start, end = _instant(item.get("start")), _instant(item.get("end"))
+        times = event_times(item)
+        start, end = (times.start_utc, times.end_utc) if times else (None, None)
         subject = str(item.get("subject") or "")
         ours = subject == record.subject and _same(start, record.start_utc) and _same(end, record.end_utc)
         digest = _digest(subject, start, end)
@@ -345,14 +348,18 @@ class PullService:
                   bookings: HostBookings, populate: bool, now: datetime) -> list[Change]:
         event_id = str(item["id"])
         organizer = (item.get("organizer") or {}).get("emailAddress") or {}
-        start, end = _instant(item.get("start")), _instant(item.get("end"))
-        if start is None or end is None:
+        times = event_times(item)
+        if times is None:
+            log.warning("event %s of %s/%s has no readable start or end; skipped", event_id, connection.system,
+                        connection.subject_id)
             return []
+        start, end = times.start_utc, times.end_utc
         existing = stored.get(event_id)
         event = ExternalEvent(
             system=connection.system, subject_id=connection.subject_id, event_id=event_id,
             subject=str(item.get("subject") or ""), start_utc=start, end_utc=end,
-            is_all_day=bool(item.get("isAllDay")), organizer_name=str(organizer.get("name") or ""),
+            is_all_day=times.all_day, time_zone=times.time_zone, zone_assumed=times.zone_assumed,
+            organizer_name=str(organizer.get("name") or ""),
             organizer_email=str(organizer.get("address") or ""),
             series_master_id=item.get("seriesMasterId"),
             first_seen_at=existing.first_seen_at if existing else now,
@@ -467,6 +474,14 @@ def _transactions(changes: list[Change]) -> list[list[Change]]:
 def external_json(event: ExternalEvent) -> dict[str, Any]:
     data: dict[str, Any] = {"subject": event.subject, "start": iso(event.start_utc), "end": iso(event.end_utc),
                             "is_all_day": event.is_all_day, "conflict": event.conflict}
+    if event.time_zone:
+        data["time_zone"] = event.time_zone
+    if event.is_all_day:  # the dates as Outlook shows them in the event's zone; end exclusive, as Graph's
+        zone = ZoneInfo(event.time_zone or "UTC")
+        data["start_date"] = event.start_utc.astimezone(zone).date().isoformat()
+        data["end_date"] = event.end_utc.astimezone(zone).date().isoformat()
+        if event.zone_assumed:
+            data["time_zone_assumed"] = "UTC"  # Graph named a zone no table knows: dates placed in UTC
     if event.series_master_id:
         data["series_master_id"] = event.series_master_id
     if event.creator_populated:
@@ -477,18 +492,6 @@ def external_json(event: ExternalEvent) -> dict[str, Any]:
 def feed_json(entry: FeedEntry) -> dict[str, Any]:
     return {"id": f"{entry.system}:{entry.subject_id}:{entry.seq}", "seq": entry.seq, "type": entry.change,
             "event_id": entry.event_id, "event": entry.data, "published_at": iso(entry.published_at)}
-
-
-def _instant(value: Any) -> datetime | None:
-    """Graph's dateTime (we ask for UTC) with up to 7 fractional digits."""
-    if not isinstance(value, dict) or not value.get("dateTime"):
-        return None
-    text = str(value["dateTime"])
-    if "." in text:
-        head, frac = text.split(".", 1)
-        text = f"{head}.{frac.rstrip('Z')[:6]}"
-    parsed = datetime.fromisoformat(text.rstrip("Z"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _z(value: datetime) -> str:

@@ -4,7 +4,9 @@ Pure functions: no I/O, so titles, time zones and markers are unit-tested direct
 
 - Titles follow the seeds: spaces by their location's mode (patron name; patron name and email; public
   nickname, and no title when nicknames are off or none was given); shifts by the item's title.
-- Times go out as local wall-clock time plus the IANA zone, so Outlook keeps 09:00 at 09:00 across DST.
+- Times go out as local wall-clock time in the Windows zone CLDR maps the occurrence's IANA zone to (Graph
+  refuses most IANA names), or as UTC where no Windows zone fits (shared/timezones.py). All-day occurrences go
+  out as midnight to midnight with `isAllDay`.
 - Every event carries a marker (a single-value extended property) naming the system, subject, item and
   occurrence: the pull side tells the product's own events from bookings made in Outlook by it.
 - `transactionId` is derived from the occurrence and its generation: a create retried after a timeout returns
@@ -22,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.models import Item
+from shared.timezones import graph_times
 
 # Our own property set; the marker's ID must never change once events carry it.
 MARKER_PROPERTY_SET = "6f1f4e0a-8c4b-4b7e-9d55-3c1b1a2e7d10"
@@ -33,9 +36,10 @@ _TXN_NAMESPACE = uuid.UUID("0b7f3b8e-5e64-4a1e-a1a3-5a8f0d6f2c41")
 @dataclass(frozen=True)
 class Occurrence:
     key: str
-    start: datetime  # local wall-clock time, naive
-    end: datetime
+    start: datetime  # local wall-clock time, naive (midnight of the first day when all-day)
+    end: datetime  # all-day: midnight of the day after the last, exclusive like Graph's
     time_zone: str
+    all_day: bool = False
 
     @property
     def start_utc(self) -> datetime:
@@ -45,14 +49,17 @@ class Occurrence:
     def end_utc(self) -> datetime:
         return self.end.replace(tzinfo=ZoneInfo(self.time_zone)).astimezone(UTC)
 
-    def to_json(self) -> dict[str, str]:
-        return {"key": self.key, "start": self.start.isoformat(), "end": self.end.isoformat(),
-                "time_zone": self.time_zone}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"key": self.key, "start": self.start.isoformat(), "end": self.end.isoformat(),
+                                "time_zone": self.time_zone}
+        if self.all_day:  # only then, so rows and hashes of timed occurrences stay as they were
+            data["all_day"] = True
+        return data
 
     @classmethod
-    def from_json(cls, data: dict[str, str]) -> Occurrence:
+    def from_json(cls, data: dict[str, Any]) -> Occurrence:
         return cls(data["key"], datetime.fromisoformat(data["start"]), datetime.fromisoformat(data["end"]),
-                   data["time_zone"])
+                   data["time_zone"], bool(data.get("all_day", False)))
 
 
 def title(item: Item, title_mode: str) -> str:
@@ -88,16 +95,20 @@ def transaction_id(item: Item, occurrence_key: str, generation: int) -> str:
 
 def event_body(item: Item, occurrence: Occurrence, title_mode: str) -> dict[str, Any]:
     """The event as Graph takes it on create and update (transactionId is added on create only)."""
-    return {
+    start, end = graph_times(occurrence.start, occurrence.end, occurrence.time_zone, all_day=occurrence.all_day)
+    body: dict[str, Any] = {
         "subject": title(item, title_mode),
-        "start": {"dateTime": occurrence.start.isoformat(timespec="seconds"), "timeZone": occurrence.time_zone},
-        "end": {"dateTime": occurrence.end.isoformat(timespec="seconds"), "timeZone": occurrence.time_zone},
+        "start": start,
+        "end": end,
         "body": {"contentType": "text", "content": item.notes},
         "location": {"displayName": item.location_text},
         "showAs": "busy",
         "isReminderOn": False,
         "singleValueExtendedProperties": [{"id": MARKER_ID, "value": marker(item, occurrence.key)}],
     }
+    if occurrence.all_day:
+        body["isAllDay"] = True
+    return body
 
 
 def content_hash(body: dict[str, Any]) -> str:

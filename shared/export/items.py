@@ -63,6 +63,9 @@ def parse_occurrence(raw: Any, name: str) -> Occurrence:
         zone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory, or too long
         raise ValidationFailed(f"{name}.time_zone", "must be an IANA time zone like Europe/London") from None
+    all_day = _flag(raw, "all_day", f"{name}.", default=False)
+    if all_day:
+        return _all_day(raw, key, name, zone_name)
     start = _local(raw, "start", name, zone)
     end = _local(raw, "end", name, zone)
     if end <= start:
@@ -70,6 +73,32 @@ def parse_occurrence(raw: Any, name: str) -> Occurrence:
     if end - start > MAX_OCCURRENCE_LENGTH:
         raise ValidationFailed(f"{name}.end", "an occurrence may last at most 31 days")
     return Occurrence(key, start, end, zone_name)
+
+
+def _all_day(raw: dict[str, Any], key: str, name: str, zone_name: str) -> Occurrence:
+    """Whole days in the occurrence's zone, end exclusive as Graph's: one day is start_date to the next day."""
+    for extra in ("start", "end"):
+        if raw.get(extra) is not None:
+            raise ValidationFailed(f"{name}.{extra}", "an all-day occurrence takes start_date and end_date instead")
+    days = []
+    for field in ("start_date", "end_date"):
+        value = raw.get(field)
+        try:
+            if not isinstance(value, str) or len(value) != 10:
+                raise ValueError(value)
+            day = datetime.strptime(value, "%Y-%m-%d")
+        except ValueError:
+            raise ValidationFailed(f"{name}.{field}", "is required for an all-day occurrence: a date like "
+                                   "2026-03-29 (end_date is the day after the last, like Graph's)") from None
+        if not MIN_YEAR <= day.year <= MAX_YEAR:
+            raise ValidationFailed(f"{name}.{field}", f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
+        days.append(day)
+    start, end = days
+    if end <= start:
+        raise ValidationFailed(f"{name}.end_date", "must be after start_date (it is exclusive: the day after the last)")
+    if end - start > MAX_OCCURRENCE_LENGTH:
+        raise ValidationFailed(f"{name}.end_date", "an occurrence may last at most 31 days")
+    return Occurrence(key, start, end, zone_name, all_day=True)
 
 
 def _local(raw: dict[str, Any], key: str, name: str, zone: ZoneInfo) -> datetime:

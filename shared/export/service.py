@@ -113,6 +113,8 @@ class ExportService:
                                      "time_zone": raw["time_zone"],
                                      "sync_id": record.event_id if record else None,
                                      "state": record.state if record else "pending"}
+            if raw.get("all_day"):
+                entry.update(all_day=True, start_date=raw["start"][:10], end_date=raw["end"][:10])
             if record and record.last_error_code and record.state != "synced":
                 entry["error"] = {"microsoft_code": record.last_error_code, "message": record.last_error_message}
             occurrences.append(entry)

@@ -28,7 +28,7 @@ from simulator.graph.store import (
     occurrence,
     parse_occurrence_id,
 )
-from simulator.graph.timezones import from_graph, iso_utc, to_graph, zone
+from simulator.graph.timezones import check_event_zone, from_graph, iso_utc, to_graph, to_graph_all_day, zone
 
 SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
 IMPORTANCE = ("low", "normal", "high")
@@ -157,8 +157,11 @@ def _extended(raw: object, existing: Iterable[tuple[str, str]] = ()) -> tuple[tu
 
 
 def _check_all_day(start: datetime, end: datetime, start_zone: str, end_zone: str) -> None:
+    # isAllDay: "start and end time must be set to midnight and be in the same time zone"
+    # (https://learn.microsoft.com/en-us/graph/api/resources/event#properties).
     ls, le = start.astimezone(zone(start_zone)), end.astimezone(zone(end_zone))
-    if ls.time() != time(0) or le.time() != time(0) or le.date() <= ls.date():
+    if (ls.time() != time(0) or le.time() != time(0) or le.date() <= ls.date()
+            or start_zone.strip().lower() != end_zone.strip().lower()):
         raise bad_request(
             "The start and end of an all-day event must be midnight, at least one day apart.",
             "ErrorPropertyValidationFailure",
@@ -175,6 +178,8 @@ def build_event(body: dict[str, Any], *, mailbox: User, calendar_id: str, organi
         raise bad_request("The 'start' and 'end' properties are required.", "ErrorInvalidRequest")
     start, start_zone = from_graph(body["start"], "start")
     end, end_zone = from_graph(body["end"], "end")
+    check_event_zone(start_zone)
+    check_event_zone(end_zone)
     if end < start:
         raise bad_request("The end time of the event is before its start time.", "ErrorInvalidRequest")
     all_day = _bool(body, "isAllDay", False)
@@ -223,9 +228,11 @@ def apply_patch(event: Event, body: dict[str, Any], now: datetime) -> Event:
     start, end = event.start, event.end
     if "start" in body:
         start, changes["start_zone"] = from_graph(body["start"], "start")
+        check_event_zone(changes["start_zone"])
         changes["start"] = start
     if "end" in body:
         end, changes["end_zone"] = from_graph(body["end"], "end")
+        check_event_zone(changes["end_zone"])
         changes["end"] = end
     if end < start:
         raise bad_request("The end time of the event is before its start time.", "ErrorInvalidRequest")
@@ -312,6 +319,10 @@ def _preview(body: dict[str, str]) -> str:
     return " ".join(text.split())[:255]
 
 
+def _when(instant: datetime, all_day: bool, own_zone: str, tz_name: str) -> dict[str, str]:
+    return to_graph_all_day(instant, own_zone, tz_name) if all_day else to_graph(instant, tz_name)
+
+
 def serialize(inst: Instance, tz_name: str, owner_address: str, *, select: set[str] | None = None,
               extended: set[str] | None = None) -> dict[str, Any]:
     """Graph's JSON for an event instance. `select` limits the properties (unknown names are ignored, as Graph's
@@ -362,8 +373,8 @@ def serialize(inst: Instance, tz_name: str, owner_address: str, *, select: set[s
         "hideAttendees": False,
         "responseStatus": {"response": "organizer", "time": _NULL_TIME},
         "body": dict(value["body"]),
-        "start": to_graph(inst.start, tz_name),
-        "end": to_graph(inst.end, tz_name),
+        "start": _when(inst.start, ev.is_all_day, ev.start_zone, tz_name),
+        "end": _when(inst.end, ev.is_all_day, ev.end_zone, tz_name),
         "location": dict(value["location"]),
         "locations": [dict(value["location"])] if value["location"].get("displayName") else [],
         "recurrence": ev.recurrence.to_graph() if ev.recurrence and inst.original is None else None,

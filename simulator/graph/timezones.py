@@ -1,8 +1,12 @@
-"""Time zones as Graph speaks them: Windows names (what Outlook stores and often answers with) and IANA names.
+"""Time zones as Graph speaks them: Windows names (what Outlook stores and often answers with) and the short list
+of IANA names its documentation adds, and nothing else.
 
-Clients must send a `timeZone` with every `dateTimeTimeZone` and must cope with Windows names coming back, so the
-simulator accepts both and echoes whichever name the client asked for. Everything is stored in UTC; local wall
-times only matter when expanding recurrences (09:00 every Monday stays 09:00 local across a DST change).
+https://learn.microsoft.com/en-us/graph/api/resources/datetimetimezone: "the timeZone property can be set to any
+of the time zones currently supported by Windows, as well as the additional time zones supported by the calendar
+API" (the list below). Other names fail with TimeZoneNotSupportedException ("A valid TimeZone value must be
+specified...", https://github.com/microsoftgraph/microsoft-graph-docs/issues/4758). Windows names are CLDR's
+windowsZones.xml set (tzlocal.windows_tz), each placed by its "001" IANA zone. Everything is stored in UTC; local
+wall times only matter when expanding recurrences and writing all-day events.
 """
 
 from __future__ import annotations
@@ -11,102 +15,48 @@ from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tzlocal.windows_tz import win_tz
+
 from simulator.graph.errors import GraphError
 
-# Windows zone name -> IANA zone (the CLDR "001" territory mapping) for the zones a booking system is likely to
-# meet. Unknown Windows names are refused the way Graph refuses them rather than guessed.
-WINDOWS_TO_IANA: dict[str, str] = {
-    "UTC": "UTC",
-    "Coordinated Universal Time": "UTC",
-    "UTC-11": "Etc/GMT+11",
-    "UTC-09": "Etc/GMT+9",
-    "UTC-08": "Etc/GMT+8",
-    "UTC-02": "Etc/GMT+2",
-    "UTC+12": "Etc/GMT-12",
-    "UTC+13": "Etc/GMT-13",
-    "Dateline Standard Time": "Etc/GMT+12",
-    "Samoa Standard Time": "Pacific/Apia",
-    "Hawaiian Standard Time": "Pacific/Honolulu",
-    "Alaskan Standard Time": "America/Anchorage",
-    "Pacific Standard Time": "America/Los_Angeles",
-    "Pacific Standard Time (Mexico)": "America/Tijuana",
-    "US Mountain Standard Time": "America/Phoenix",
-    "Mountain Standard Time": "America/Denver",
-    "Mountain Standard Time (Mexico)": "America/Mazatlan",
-    "Central Standard Time": "America/Chicago",
-    "Central Standard Time (Mexico)": "America/Mexico_City",
-    "Central America Standard Time": "America/Guatemala",
-    "Canada Central Standard Time": "America/Regina",
-    "Eastern Standard Time": "America/New_York",
-    "Eastern Standard Time (Mexico)": "America/Cancun",
-    "US Eastern Standard Time": "America/Indiana/Indianapolis",
-    "SA Pacific Standard Time": "America/Bogota",
-    "Venezuela Standard Time": "America/Caracas",
-    "Atlantic Standard Time": "America/Halifax",
-    "SA Western Standard Time": "America/La_Paz",
-    "Pacific SA Standard Time": "America/Santiago",
-    "Newfoundland Standard Time": "America/St_Johns",
-    "E. South America Standard Time": "America/Sao_Paulo",
-    "Argentina Standard Time": "America/Argentina/Buenos_Aires",
-    "SA Eastern Standard Time": "America/Cayenne",
-    "Greenland Standard Time": "America/Nuuk",
-    "Azores Standard Time": "Atlantic/Azores",
-    "Cape Verde Standard Time": "Atlantic/Cape_Verde",
-    "GMT Standard Time": "Europe/London",
-    "Greenwich Standard Time": "Atlantic/Reykjavik",
-    "Morocco Standard Time": "Africa/Casablanca",
-    "W. Europe Standard Time": "Europe/Berlin",
-    "Central Europe Standard Time": "Europe/Budapest",
-    "Romance Standard Time": "Europe/Paris",
-    "Central European Standard Time": "Europe/Warsaw",
-    "W. Central Africa Standard Time": "Africa/Lagos",
-    "GTB Standard Time": "Europe/Bucharest",
-    "E. Europe Standard Time": "Europe/Chisinau",
-    "FLE Standard Time": "Europe/Kyiv",
-    "Egypt Standard Time": "Africa/Cairo",
-    "South Africa Standard Time": "Africa/Johannesburg",
-    "Israel Standard Time": "Asia/Jerusalem",
-    "Turkey Standard Time": "Europe/Istanbul",
-    "Russian Standard Time": "Europe/Moscow",
-    "Arab Standard Time": "Asia/Riyadh",
-    "E. Africa Standard Time": "Africa/Nairobi",
-    "Iran Standard Time": "Asia/Tehran",
-    "Arabian Standard Time": "Asia/Dubai",
-    "West Asia Standard Time": "Asia/Tashkent",
-    "Pakistan Standard Time": "Asia/Karachi",
-    "India Standard Time": "Asia/Kolkata",
-    "Sri Lanka Standard Time": "Asia/Colombo",
-    "Nepal Standard Time": "Asia/Kathmandu",
-    "Bangladesh Standard Time": "Asia/Dhaka",
-    "Myanmar Standard Time": "Asia/Yangon",
-    "SE Asia Standard Time": "Asia/Bangkok",
-    "China Standard Time": "Asia/Shanghai",
-    "Singapore Standard Time": "Asia/Singapore",
-    "Taipei Standard Time": "Asia/Taipei",
-    "W. Australia Standard Time": "Australia/Perth",
-    "Tokyo Standard Time": "Asia/Tokyo",
-    "Korea Standard Time": "Asia/Seoul",
-    "Cen. Australia Standard Time": "Australia/Adelaide",
-    "AUS Central Standard Time": "Australia/Darwin",
-    "E. Australia Standard Time": "Australia/Brisbane",
-    "AUS Eastern Standard Time": "Australia/Sydney",
-    "Tasmania Standard Time": "Australia/Hobart",
-    "West Pacific Standard Time": "Pacific/Port_Moresby",
-    "Vladivostok Standard Time": "Asia/Vladivostok",
-    "New Zealand Standard Time": "Pacific/Auckland",
-    "Fiji Standard Time": "Pacific/Fiji",
-    "Tonga Standard Time": "Pacific/Tongatapu",
-}
+# The "Additional time zones" of the dateTimeTimeZone page, as listed (its "Europe/Kyiv (Kiev)", "Asia/Toshkent
+# (Tashkent)", "Asia/Astana (Almaty)" and "Asia/Yangon (Rangoon)" taken as the IANA names they stand for).
+_DOCUMENTED = """
+Etc/GMT+12 Etc/GMT+11 Pacific/Honolulu America/Anchorage America/Santa_Isabel America/Los_Angeles America/Phoenix
+America/Chihuahua America/Denver America/Guatemala America/Chicago America/Mexico_City America/Regina
+America/Bogota America/New_York America/Indiana/Indianapolis America/Caracas America/Asuncion America/Halifax
+America/Cuiaba America/La_Paz America/Santiago America/St_Johns America/Sao_Paulo America/Argentina/Buenos_Aires
+America/Cayenne America/Godthab America/Montevideo America/Bahia Etc/GMT+2 Atlantic/Azores Atlantic/Cape_Verde
+Africa/Casablanca Etc/GMT Europe/London Atlantic/Reykjavik Europe/Berlin Europe/Budapest Europe/Paris
+Europe/Warsaw Africa/Lagos Africa/Windhoek Europe/Bucharest Asia/Beirut Africa/Cairo Asia/Damascus
+Africa/Johannesburg Europe/Kyiv Europe/Kiev Europe/Istanbul Asia/Jerusalem Asia/Amman Asia/Baghdad
+Europe/Kaliningrad Asia/Riyadh Africa/Nairobi Asia/Tehran Asia/Dubai Asia/Baku Europe/Moscow Indian/Mauritius
+Asia/Tbilisi Asia/Yerevan Asia/Kabul Asia/Karachi Asia/Tashkent Asia/Kolkata Asia/Colombo Asia/Kathmandu
+Asia/Almaty Asia/Dhaka Asia/Yekaterinburg Asia/Yangon Asia/Rangoon Asia/Bangkok Asia/Novosibirsk Asia/Shanghai
+Asia/Krasnoyarsk Asia/Singapore Australia/Perth Asia/Taipei Asia/Ulaanbaatar Asia/Irkutsk Asia/Tokyo Asia/Seoul
+Australia/Adelaide Australia/Darwin Australia/Brisbane Australia/Sydney Pacific/Port_Moresby Australia/Hobart
+Asia/Yakutsk Pacific/Guadalcanal Asia/Vladivostok Pacific/Auckland Etc/GMT-12 Pacific/Fiji Asia/Magadan
+Pacific/Tongatapu Pacific/Apia Pacific/Kiritimati
+"""
+DOCUMENTED_IANA = frozenset(_DOCUMENTED.split())
+# Listed, yet refused on event create: "ErrorPropertyValidationFailure ... At least one property failed
+# validation." (https://github.com/microsoftgraph/microsoft-graph-docs/issues/19286).
+REFUSED_ON_EVENTS = frozenset({"africa/casablanca"})
+WINDOWS_TO_IANA: dict[str, str] = dict(win_tz)
 _WINDOWS_LOWER = {k.lower(): v for k, v in WINDOWS_TO_IANA.items()}
+_IANA_LOWER = {k.lower(): k for k in DOCUMENTED_IANA}
 
 
 @lru_cache(maxsize=512)
 def _lookup(name: str) -> tzinfo | None:
-    iana = _WINDOWS_LOWER.get(name.lower())
-    if iana == "UTC" or name.upper() in ("UTC", "Z", "ETC/UTC", "GMT"):
+    key = name.lower()
+    iana = _WINDOWS_LOWER.get(key) or _IANA_LOWER.get(key)
+    if iana is None:
+        return None
+    if iana in ("UTC", "Etc/UTC", "Etc/GMT"):
         return UTC
     try:
-        return ZoneInfo(iana or name)
+        return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError):
         return None
 
@@ -121,6 +71,12 @@ def zone(name: str | None) -> tzinfo:
             f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{name or ''}'.",
         )
     return found
+
+
+def check_event_zone(name: str) -> None:
+    """What an event's start or end may not be written in, though the zone list has it."""
+    if name.strip().lower() in REFUSED_ON_EVENTS:
+        raise GraphError(400, "ErrorPropertyValidationFailure", "At least one property failed validation.")
 
 
 def known_zone(name: str | None) -> bool:
@@ -179,6 +135,15 @@ def format_local(instant: datetime, tz: tzinfo) -> str:
 def to_graph(instant: datetime, zone_name: str) -> dict[str, str]:
     """An instant as Graph writes it: wall time in `zone_name` with 7 fractional digits, and the name echoed."""
     return {"dateTime": format_local(instant, zone(zone_name)), "timeZone": zone_name}
+
+
+def to_graph_all_day(instant: datetime, own_zone: str, zone_name: str) -> dict[str, str]:
+    """An all-day event's end as Graph answers it: midnight of its date in the event's own zone, labelled with the
+    zone asked for but not converted to it ("All-day events will always return midnight as the start and end time,
+    regardless of time zone": https://github.com/jasonjoh/php-calendar/issues/9,
+    https://github.com/microsoftgraph/microsoft-graph-docs/issues/16798). getSchedule converts them (it does not
+    come through here)."""
+    return {"dateTime": format_local(instant, zone(own_zone)), "timeZone": zone_name}
 
 
 def iso_utc(instant: datetime) -> str:
