@@ -19,12 +19,12 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.models import Item
-from shared.timezones import graph_times
+from shared.timezones import graph_times, windows_name
 
 # Our own property set; the marker's ID must never change once events carry it.
 MARKER_PROPERTY_SET = "6f1f4e0a-8c4b-4b7e-9d55-3c1b1a2e7d10"
@@ -43,11 +43,19 @@ class Occurrence:
 
     @property
     def start_utc(self) -> datetime:
-        return self.start.replace(tzinfo=ZoneInfo(self.time_zone)).astimezone(UTC)
+        return self.start.replace(tzinfo=self._placed_in).astimezone(UTC)
 
     @property
     def end_utc(self) -> datetime:
-        return self.end.replace(tzinfo=ZoneInfo(self.time_zone)).astimezone(UTC)
+        return self.end.replace(tzinfo=self._placed_in).astimezone(UTC)
+
+    @property
+    def _placed_in(self) -> tzinfo:
+        """The zone the event's times mean in Outlook: an all-day event without a Windows zone is sent in UTC, and
+        the pull must not take the difference for a change made in Outlook."""
+        if self.all_day and windows_name(self.time_zone) is None:
+            return UTC
+        return ZoneInfo(self.time_zone)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"key": self.key, "start": self.start.isoformat(), "end": self.end.isoformat(),

@@ -123,11 +123,19 @@ def test_all_day_outlook_bookings_come_through_with_their_own_dates(room, zone, 
     assert datetime.fromisoformat(event["start"]) == midnight  # the real instant, not midnight UTC
 
 
-def test_an_all_day_host_booking_is_not_echoed_back(room, api, system):
+def off_utc(zone):
+    """The first day ahead (inside the pull window) when `zone` is not at UTC+0: Troll is only in its summer."""
+    return next(day for day in (DAY + timedelta(days=n) for n in range(170))
+                if datetime.combine(day, datetime.min.time(), ZoneInfo(zone)).utcoffset())
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "Antarctica/Troll"])  # Troll: no Windows zone, sent in UTC
+def test_an_all_day_host_booking_is_not_echoed_back(room, api, system, zone):
+    day = off_utc(zone)
     response = api.put(f"/api/systems/{system}/connections/space/r1/items/closed", json={
         "patron": {"first_name": "Ada"}, "occurrences": [
-            {"key": "a", "all_day": True, "start_date": str(DAY), "end_date": str(DAY + timedelta(days=1)),
-             "time_zone": "Asia/Tokyo"}]})
+            {"key": "a", "all_day": True, "start_date": str(day), "end_date": str(day + timedelta(days=1)),
+             "time_zone": zone}]})
     assert response.status_code == 200, response.text
     assert response.json()["occurrences"][0]["state"] == "synced"
     room.pull()
