@@ -156,11 +156,19 @@ def _extended(raw: object, existing: Iterable[tuple[str, str]] = ()) -> tuple[tu
     return tuple(props.values())
 
 
+def _midnight(instant: datetime, zone_name: str) -> bool:
+    """Midnight in the zone, or where the zone skips midnight (Santiago's clocks go from 24:00 to 01:00) the
+    instant a client's "00:00" stands for."""
+    tz = zone(zone_name)
+    local = instant.astimezone(tz)
+    return local.time() == time(0) or instant == datetime.combine(local.date(), time(0), tz).astimezone(instant.tzinfo)
+
+
 def _check_all_day(start: datetime, end: datetime, start_zone: str, end_zone: str) -> None:
     # isAllDay: "start and end time must be set to midnight and be in the same time zone"
     # (https://learn.microsoft.com/en-us/graph/api/resources/event#properties).
     ls, le = start.astimezone(zone(start_zone)), end.astimezone(zone(end_zone))
-    if (ls.time() != time(0) or le.time() != time(0) or le.date() <= ls.date()
+    if (not _midnight(start, start_zone) or not _midnight(end, end_zone) or le.date() <= ls.date()
             or start_zone.strip().lower() != end_zone.strip().lower()):
         raise bad_request(
             "The start and end of an all-day event must be midnight, at least one day apart.",

@@ -67,19 +67,22 @@ def test_export_around_dublins_autumn_change_keeps_both_instants_apart(api, simu
     assert [e["originalStartTimeZone"] for e in events] == ["UTC", "GMT Standard Time"]
 
 
-@pytest.mark.parametrize(("zone", "windows"), [("Asia/Tokyo", "Tokyo Standard Time"),
-                                               ("America/Los_Angeles", "Pacific Standard Time")])
-def test_all_day_items_become_all_day_events_on_their_dates(api, simulator, system, staff, zone, windows):
+@pytest.mark.parametrize(("zone", "windows", "first", "last"), [
+    ("Asia/Tokyo", "Tokyo Standard Time", "2026-07-15", "2026-07-17"),
+    ("America/Los_Angeles", "Pacific Standard Time", "2026-07-15", "2026-07-17"),
+    ("America/Santiago", "Pacific SA Standard Time", "2026-09-06", "2026-09-07"),  # a day whose midnight is skipped
+])
+def test_all_day_items_become_all_day_events_on_their_dates(api, simulator, system, staff, zone, windows, first,
+                                                            last):
     response = put(api, system, "user", "u1", "holiday", [
-        {"key": "a", "all_day": True, "start_date": "2026-07-15", "end_date": "2026-07-17", "time_zone": zone}])
+        {"key": "a", "all_day": True, "start_date": first, "end_date": last, "time_zone": zone}])
     assert response.status_code == 200, response.text
     (occ,) = response.json()["occurrences"]
-    assert occ["state"] == "synced" and occ["all_day"] is True
-    assert (occ["start_date"], occ["end_date"]) == ("2026-07-15", "2026-07-17")
+    assert occ["state"] == "synced" and occ["all_day"] is True, occ
+    assert (occ["start_date"], occ["end_date"]) == (first, last)
     (event,) = simulator.sim.graph.list_events(staff)
     assert event["isAllDay"] is True and event["originalStartTimeZone"] == windows
-    assert (event["start"]["dateTime"][:16], event["end"]["dateTime"][:16]) == ("2026-07-15T00:00",
-                                                                               "2026-07-17T00:00")
+    assert (event["start"]["dateTime"][:10], event["end"]["dateTime"][:16]) == (first, f"{last}T00:00")
 
 
 @pytest.mark.parametrize(("occurrence", "field"), [
