@@ -172,13 +172,16 @@ def sign_in(
     ca_path: Path,
     consent: bool = True,
     session: requests.Session | None = None,
+    type_address: bool = False,
 ) -> dict[str, str]:
     """Do what a person does in the browser: open `auth_uri`, pick `account`, accept (or deny) consent.
 
     Returns the parameters the browser would carry to the redirect URI (`code`, `state`, ... or `error`,
     `error_description`, ...), which is what MSAL's `acquire_token_by_auth_code_flow` takes. The redirect
-    itself is not followed. Raises SignInPageError when an error page is shown instead.
+    itself is not followed. Raises SignInPageError when an error page is shown instead. An account the page
+    does not list raises LookupError, unless `type_address`: then it is typed under "Use another account".
     """
+    typed = False
     http = session or http_session(ca_path)
     response = http.get(auth_uri, allow_redirects=False)
     for _ in range(5):
@@ -196,7 +199,9 @@ def sign_in(
             form = forms["pick-account"]
             offered = [b.get("data-account", "") for b in form.buttons]
             if account.lower() not in (o.lower() for o in offered):
-                raise LookupError(f"{account!r} is not offered on the sign-in page; offered: {offered}")
+                if not type_address or typed or "use-another" not in forms:
+                    raise LookupError(f"{account!r} is not offered on the sign-in page; offered: {offered}")
+                form, typed = forms["use-another"], True
             data = {**form.hidden, "account": account}
         elif "consent" in forms:
             form = forms["consent"]

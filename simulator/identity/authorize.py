@@ -2,7 +2,10 @@
 the browser back with a code or an error.
 
 As at Microsoft, nothing is redirected until the client and its redirect URI are known to be genuine (an
-attacker-chosen URI must never receive even an error), and after that every failure travels back to the app.
+attacker-chosen URI must never receive even an error). After that, request errors, a refused consent and a tenant's
+admin-approval rule travel back to the app; but an app used on an endpoint its supported account types exclude, or
+an account that cannot use it here, gets Microsoft's own error page and nothing reaches the app (see
+`tenants.py`), so an app can only prevent those, never report them.
 """
 
 from __future__ import annotations
@@ -88,9 +91,11 @@ def _start(ctx: Ctx, params: Mapping[str, str], segment: str) -> Response:
     state = params.get("state")
     response_type = params.get("response_type", "")
     scope_list = sc.split(params.get("scope"))
+    wrong_endpoint = tenants.check_app(authority, app)
+    if wrong_endpoint is not None:
+        raise _ErrorPage(wrong_endpoint)
     refusal = (
-        tenants.check_app(authority, app)
-        or (errors.missing_parameter("response_type") if not response_type else None)
+        (errors.missing_parameter("response_type") if not response_type else None)
         or (errors.unsupported_response_type(response_type) if response_type != "code" else None)
         or (errors.missing_parameter("scope") if not scope_list else None)
         or (errors.pkce_required()
@@ -110,6 +115,7 @@ def _start(ctx: Ctx, params: Mapping[str, str], segment: str) -> Response:
         nonce=params.get("nonce"),
         code_challenge=params["code_challenge"],
         login_hint=params.get("login_hint"),
+        domain_hint=params.get("domain_hint"),
         prompt=params.get("prompt"),
         want_client_info=params.get("client_info") == "1",
         created_at=ctx.now,
@@ -118,7 +124,7 @@ def _start(ctx: Ctx, params: Mapping[str, str], segment: str) -> Response:
         ctx.state.pending[pending.id] = pending
     ctx.state.note_issued(ctx.now)
     ctx.count("identity.authorize.started")
-    candidates = tenants.sign_in_candidates(ctx.sim.directory, authority)
+    candidates = tenants.sign_in_candidates(ctx.sim.directory, authority, pending.domain_hint)
     hinted = next(
         (u for u in candidates if pending.login_hint and u.address.lower() == pending.login_hint.lower()), None
     )
@@ -144,9 +150,17 @@ def _continue(ctx: Ctx, form: Mapping[str, str], segment: str) -> Response:
         ctx, {"client_id": pending.client_id, "redirect_uri": pending.redirect_uri}, segment
     )
     if pending.user_id is None:
-        address = form.get("account", "")
-        candidates = tenants.sign_in_candidates(ctx.sim.directory, authority)
+        address = form.get("account", "").strip()
+        candidates = tenants.sign_in_candidates(ctx.sim.directory, authority, pending.domain_hint)
         user = next((u for u in candidates if u.address.lower() == address.lower()), None)
+        if user is None and address:  # typed under "Use another account": a hint narrows the list, no more
+            user = next((u for u in tenants.sign_in_candidates(ctx.sim.directory, authority)
+                         if u.address.lower() == address.lower()), None)
+            typed = ctx.sim.directory.find_user(address)
+            refusal = tenants.check_typed(ctx.sim.directory, authority, typed) if typed and not user else None
+            if refusal is not None:
+                _forget(ctx, pending)
+                raise _ErrorPage(refusal)
         if user is None:
             return html_response(pages.account_picker(
                 _action(segment), pending.id, app.display_name, candidates, None,
@@ -175,9 +189,11 @@ def _forget(ctx: Ctx, pending: PendingAuthorization) -> None:
 
 def _after_pick(ctx: Ctx, authority: Authority, app: AppRegistration, pending: PendingAuthorization,
                 user: User) -> Response:
-    refusal = tenants.check_account(ctx.sim.directory, authority, app, user)
-    if refusal is None:
-        refusal = _admin_gate(ctx, app, user, pending)
+    wrong_account = tenants.check_account(ctx.sim.directory, authority, app, user)
+    if wrong_account is not None:
+        _forget(ctx, pending)
+        raise _ErrorPage(wrong_account)
+    refusal = _admin_gate(ctx, app, user, pending)
     if refusal is not None:
         _forget(ctx, pending)
         return _redirect_error(ctx, pending.redirect_uri, pending.response_mode, pending.state, refusal)

@@ -228,6 +228,16 @@ def user_not_in_tenant(
     )
 
 
+def personal_account_not_supported(address: str) -> AadError:
+    return AadError(
+        500200,
+        "invalid_request",
+        f"User account '{address}' is a personal Microsoft account. Personal Microsoft accounts are not supported "
+        "for this application unless explicitly invited to an organization. Try signing out and signing back in "
+        "with an organizational account.",
+    )
+
+
 # --- user, consent, session --------------------------------------------------------------------------------
 
 

@@ -1,8 +1,9 @@
 """The HTML a browser sees at the authorize endpoint: account picker, consent, errors, form_post.
 
 Element IDs and data attributes are a contract with browser tests (Playwright) and the `requests`-based
-driver in simulator/testing.py: `button[data-account="<address>"]`, `#accept`, `#deny`,
-`#error[data-error-code]`, and the hidden `request_id` field.
+driver in simulator/testing.py: `button[data-account="<address>"]`, the `#use-another` form (`#other-account`,
+`#next`) for an address the page does not list, `#accept`, `#deny`, `#error[data-error-code]`, and the hidden
+`request_id` field.
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ def account_picker(action: str, request_id: str, app_name: str, accounts: Iterab
         "Sign in to your account",
         f"<h1>Pick an account</h1><p class=\"sub\">to continue to {escape(app_name)}</p>{note}"
         f"<form method=\"post\" action=\"{escape(action)}\" id=\"pick-account\">"
-        f"<input type=\"hidden\" name=\"request_id\" value=\"{escape(request_id)}\">{listing}</form>",
+        f"<input type=\"hidden\" name=\"request_id\" value=\"{escape(request_id)}\">{listing}</form>"
+        # Microsoft's page always lets a person type any address ("Use another account").
+        f"<form method=\"post\" action=\"{escape(action)}\" id=\"use-another\">"
+        f"<input type=\"hidden\" name=\"request_id\" value=\"{escape(request_id)}\">"
+        "<p class=\"sub\">Use another account</p>"
+        "<input type=\"text\" name=\"account\" id=\"other-account\" autocomplete=\"username\">"
+        "<button type=\"submit\" id=\"next\" class=\"primary\">Next</button></form>",
     )
 
 

@@ -42,6 +42,7 @@ class PendingAuthorization:
     nonce: str | None
     code_challenge: str
     login_hint: str | None
+    domain_hint: str | None
     prompt: str | None
     want_client_info: bool
     created_at: float

@@ -1,5 +1,6 @@
 """The authorize endpoint's decisions: who may sign in where, consent and its refusal, and which failures go
-back to the app (redirect) versus stay on an error page (untrusted client or redirect URI)."""
+back to the app (redirect) versus stay on Microsoft's error page (untrusted client or redirect URI, an endpoint
+the app's account types exclude, an account that cannot use the app there)."""
 
 from __future__ import annotations
 
@@ -78,31 +79,51 @@ def test_consent_is_remembered_per_user_and_app(simulator, world, make_msal):
     assert simulator.control.state()["consents"][0]["scopes"] == sorted(GRAPH_SCOPES, key=str)
 
 
+def _error_page(auth_uri, account, simulator, **kwargs):
+    """Microsoft's own error page: nothing goes back to the redirect URI, so the app never hears of it."""
+    with pytest.raises(SignInPageError) as raised:
+        sign_in(auth_uri, account, ca_path=simulator.ca_path, **kwargs)
+    assert simulator.sim.counters.snapshot()["counts"].get("identity.authorize.code_issued", 0) == 0
+    return raised.value
+
+
 @pytest.mark.parametrize("tenant", ["common", "organizations"])
-def test_single_tenant_app_on_a_multi_tenant_endpoint_is_50194(simulator, world, make_msal, tenant):
+def test_single_tenant_app_on_a_multi_tenant_endpoint_is_a_50194_page(simulator, world, make_msal, tenant):
     _, flow = _flow(make_msal, world.single_app, tenant)
 
-    params = sign_in(flow["auth_uri"], world.alice, ca_path=simulator.ca_path)
+    response = http_session(simulator.ca_path).get(flow["auth_uri"], allow_redirects=False)
 
-    _assert_aad_error(params, "invalid_request", 50194, flow["state"])
+    assert response.status_code == 400 and "Location" not in response.headers
+    page = _error_page(flow["auth_uri"], world.alice, simulator)
+    assert (page.code, page.error) == (50194, "invalid_request")
+    assert "not configured as a multi-tenant application" in page.text
 
 
-def test_single_tenant_app_refuses_a_user_of_another_tenant_with_50020(simulator, world, make_msal):
+def test_single_tenant_app_refuses_a_user_of_another_tenant_with_a_50020_page(simulator, world, make_msal):
     _, flow = _flow(make_msal, world.single_app, world.contoso)
 
-    params = sign_in(flow["auth_uri"], world.carol, ca_path=simulator.ca_path)
+    page = _error_page(flow["auth_uri"], world.carol, simulator)
 
-    _assert_aad_error(params, "access_denied", 50020, flow["state"])
+    assert (page.code, page.error) == (50020, "access_denied")
+    assert "carol@fabrikam.test" in page.text and "does not exist in tenant 'Contoso'" in page.text
 
 
-def test_personal_account_refused_by_an_organizations_app(simulator, world, make_msal):
+def test_personal_account_on_common_for_a_work_only_app_is_a_consumers_page(simulator, world, make_msal):
     _, flow = _flow(make_msal, world.org_app)
 
-    params = sign_in(flow["auth_uri"], world.pat, ca_path=simulator.ca_path)
+    page = _error_page(flow["auth_uri"], world.pat, simulator)
 
-    assert params["error"] == "unauthorized_client"
-    assert params["error_description"].startswith("The client does not exist or is not enabled for consumers.")
-    assert params["state"] == flow["state"]
+    assert (page.code, page.error) == (None, "unauthorized_client")
+    assert page.text.startswith("The client does not exist or is not enabled for consumers.")
+
+
+def test_consumers_endpoint_for_a_work_only_app_is_refused_before_sign_in(simulator, world, make_msal):
+    _, flow = _flow(make_msal, world.org_app, "consumers")
+
+    response = http_session(simulator.ca_path).get(flow["auth_uri"], allow_redirects=False)
+
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert 'data-error="unauthorized_client"' in response.text and "pick-account" not in response.text
 
 
 def test_organizations_endpoint_does_not_offer_personal_accounts(simulator, world, make_msal):
@@ -112,12 +133,33 @@ def test_organizations_endpoint_does_not_offer_personal_accounts(simulator, worl
         sign_in(flow["auth_uri"], world.pat, ca_path=simulator.ca_path)
 
 
-def test_consumers_only_app_is_refused_on_common_with_9002331(simulator, world, make_msal):
+def test_personal_account_typed_on_organizations_is_a_500200_page(simulator, world, make_msal):
+    _, flow = _flow(make_msal, world.common_app, "organizations")
+
+    page = _error_page(flow["auth_uri"], world.pat, simulator, type_address=True)
+
+    assert page.code == 500200 and f"'{world.pat}' is a personal Microsoft account" in page.text
+
+
+def test_consumers_only_app_off_consumers_is_a_9002331_page(simulator, world, make_msal):
     _, flow = _flow(make_msal, world.personal_app)
 
-    params = sign_in(flow["auth_uri"], world.pat, ca_path=simulator.ca_path)
+    page = _error_page(flow["auth_uri"], world.pat, simulator)
 
-    _assert_aad_error(params, "invalid_request", 9002331, flow["state"])
+    assert (page.code, page.error) == (9002331, "invalid_request")
+
+
+@pytest.mark.parametrize(("hint", "offered", "hidden"), [("organizations", "alice", "pat"),
+                                                          ("consumers", "pat", "alice")])
+def test_domain_hint_goes_straight_to_work_or_personal_sign_in(simulator, world, make_msal, hint, offered, hidden):
+    client, flow = _flow(make_msal, world.common_app, domain_hint=hint)
+    page = http_session(simulator.ca_path).get(flow["auth_uri"]).text
+
+    assert f'data-account="{getattr(world, offered)}"' in page
+    assert f'data-account="{getattr(world, hidden)}"' not in page
+    # A hint, not a rule: the other kind of account can still be typed on /common.
+    params = sign_in(flow["auth_uri"], getattr(world, hidden), ca_path=simulator.ca_path, type_address=True)
+    assert "access_token" in client.acquire_token_by_auth_code_flow(flow, params)
 
 
 def test_consumers_only_app_works_on_consumers(simulator, world, make_msal):
