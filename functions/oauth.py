@@ -57,13 +57,14 @@ def oauth_callback(req: func.HttpRequest) -> func.HttpResponse:
 @endpoint
 def oauth_result(req: func.HttpRequest) -> func.HttpResponse:
     """A plain landing page for integrators without one of their own (and the local demo): it shows the
-    outcome the callback sent, for known outcome codes only."""
-    from shared.oauth import OUTCOME_MESSAGES
+    outcome the callback sent, for known outcome codes only, naming the accounts of a `wrong_account`."""
+    from shared.oauth import OUTCOME_MESSAGES, outcome_message
 
     outcome = req.params.get("outcome", "")
     if outcome not in OUTCOME_MESSAGES:
         return page("unknown", "No authorization outcome to show.", 400)
-    return page(outcome, OUTCOME_MESSAGES[outcome], 200 if outcome == "connected" else 400)
+    message = outcome_message(outcome, req.params.get("account"), req.params.get("expected_account"))
+    return page(outcome, message, 200 if outcome == "connected" else 400)
 
 
 def redirect(location: str, status: int = 302) -> func.HttpResponse:

@@ -137,11 +137,12 @@ class IdentityPlatform:
 
     def start_flow(
         self, integration: Integration, secret: str, kind: str, redirect_uri: str, login_hint: str | None = None,
+        domain_hint: str | None = None,
     ) -> dict[str, Any]:
         app = self.app(integration, secret)
         try:
             return app.initiate_auth_code_flow(
-                self.scopes(kind), redirect_uri=redirect_uri, login_hint=login_hint,
+                self.scopes(kind), redirect_uri=redirect_uri, login_hint=login_hint, domain_hint=domain_hint,
                 # form_post keeps the code out of URLs (browser history, proxy and access logs): RFC 9700 4.3.1
                 prompt="select_account", response_mode="form_post")
         except requests.RequestException:

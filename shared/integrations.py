@@ -204,6 +204,7 @@ class IntegrationService:
             "webhook_url": integration.webhook_url,
             "webhook": {"url": integration.webhook_url, "secret_set": bool(integration.webhook_secret_version)},
             "redirect_uri": self._settings.redirect_uri,
+            "sign_in": sign_in_json(integration, self._identity.authority(integration)),
             "note": "A newly registered app can take a few minutes before Microsoft accepts its credentials.",
             "updated_at": iso(integration.updated_at),
         }
@@ -241,6 +242,22 @@ class IntegrationService:
             except (ConcurrencyConflict, Conflict):
                 continue
         raise ConcurrencyConflict("location settings kept changing; retry")
+
+
+# Who can sign in through each authority. An account outside it meets Microsoft's own error page, which never
+# comes back to the app, so the host must tell people beforehand (README: "Which accounts can sign in").
+SIGN_IN_ACCOUNTS = {
+    "organizations": (["work_or_school"], "Work or school accounts of any organization."),
+    "common": (["work_or_school", "personal"], "Work or school accounts of any organization, and personal "
+                                               "Microsoft accounts (outlook.com, hotmail.com, live.com)."),
+    "consumers": (["personal"], "Personal Microsoft accounts only (outlook.com, hotmail.com, live.com)."),
+    "single_tenant": (["work_or_school"], "Work or school accounts of this one directory (and its guests)."),
+}
+
+
+def sign_in_json(integration: Integration, authority: str) -> dict[str, Any]:
+    accounts, text = SIGN_IN_ACCOUNTS[integration.account_type]
+    return {"authority": authority, "accounts": accounts, "description": text}
 
 
 def _webhook_secret(body: dict[str, Any], webhook_url: str | None, current: Integration | None) -> str | None:

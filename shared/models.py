@@ -157,6 +157,8 @@ class PendingFlow(Row):
     client_id: str
     expires_at: datetime
     created_at: datetime
+    expected_account: str | None = None  # lower case; the only account this flow may connect
+    replace_account: bool = False  # may connect an account other than the one already connected
 
     def partition_key(self) -> str:
         return self.state_hash

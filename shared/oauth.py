@@ -6,7 +6,11 @@
 3. `complete` (browser, the registered redirect URI): trusts nothing in the query string but a state it issued.
    The flow row is deleted under its ETag before anything else, so a state works once; the code is exchanged by
    MSAL (which checks state and the ID token's nonce); the token cache is stored encrypted; the browser goes back
-   to the host's return URL with an outcome code.
+   to the host's return URL with an outcome code and the account that signed in.
+
+Binding: a flow started with `expected_account` connects only that account (its UPN or email, case-insensitively),
+and a connection that exists keeps its Microsoft account (object ID) unless the flow was started with
+`replace_account`. Any other sign-in is `wrong_account`: its tokens are dropped and nothing is stored.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 from shared import aadsts, validation
 from shared.alerts import REAUTHORIZATION_REQUIRED, AlertService
@@ -49,6 +53,8 @@ class SpaceCannotSync(DomainError):
 # Outcomes the callback reports to the host app (query parameter `outcome`).
 OUTCOME_MESSAGES = {
     "connected": "The Microsoft account is connected.",
+    "wrong_account": ("You signed in with a different Microsoft account than the one this connection is for. Sign "
+                      "out of Microsoft (or use a private window), start again and sign in with the expected one."),
     "consent_denied": "Permission was not granted on Microsoft's consent page.",
     "admin_approval_required": ("Your organization requires an administrator to approve this app before you can "
                                 "connect. Ask your Microsoft 365 administrator to grant consent, then try again."),
@@ -61,6 +67,26 @@ OUTCOME_MESSAGES = {
     "authorization_failed": "Microsoft did not complete the authorization.",
 }
 
+# Our parameters on the return URL: removed from the host's own query first, so none can be spoofed or doubled.
+RESERVED_PARAMS = frozenset({"outcome", "kind", "id", "microsoft_code", "account", "expected_account"})
+
+
+def outcome_message(outcome: str, account: str | None = None, expected: str | None = None) -> str:
+    """The outcome's text; `wrong_account` names both accounts when they are known and look like accounts (the
+    landing page takes them from its query string, so anything else is left out rather than echoed)."""
+    account, expected = _displayable(account), _displayable(expected)
+    if outcome == "wrong_account" and account and expected:
+        return (f"You signed in as {account}, but this connection is for {expected}. Sign out of Microsoft (or use "
+                f"a private window), start again and sign in as {expected}.")
+    return OUTCOME_MESSAGES[outcome]
+
+
+def _displayable(account: str | None) -> str | None:
+    try:
+        return validation.mailbox(account, "account") if account else None
+    except ValidationFailed:
+        return None
+
 
 @dataclass(frozen=True)
 class CallbackResult:
@@ -70,10 +96,12 @@ class CallbackResult:
     system: str | None = None
     kind: str | None = None
     subject_id: str | None = None
+    account: str | None = None  # who signed in (UPN or email), once Microsoft said so
+    expected_account: str | None = None  # with wrong_account: who should have
 
     @property
     def message(self) -> str:
-        return OUTCOME_MESSAGES[self.outcome]
+        return outcome_message(self.outcome, self.account, self.expected_account)
 
     def redirect_location(self) -> str | None:
         if not self.return_url:
@@ -83,8 +111,14 @@ class CallbackResult:
             params.update({"kind": self.kind, "id": self.subject_id})
         if self.microsoft_code:
             params["microsoft_code"] = self.microsoft_code
+        if self.account:
+            params["account"] = self.account
+        if self.expected_account:
+            params["expected_account"] = self.expected_account
         parts = urlsplit(self.return_url)
-        query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+        # The host's other parameters stay byte for byte; ours replace any it had (e.g. a reused landing URL).
+        kept = [p for p in parts.query.split("&") if p and unquote_plus(p.split("=", 1)[0]) not in RESERVED_PARAMS]
+        query = "&".join([*kept, urlencode(params)])
         return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
@@ -112,20 +146,28 @@ class OAuthService:
         return_url = field(body, "return_url", str)
         space_type = field(body, "space_type", str, required=False)
         login_hint = field(body, "login_hint", str, required=False)
+        expected = _expected_account(field(body, "expected_account", str, required=False))
+        if expected and login_hint and login_hint.strip().lower() != expected:
+            raise ValidationFailed("login_hint", "must be the same account as expected_account, or left out")
+        replace = field(body, "replace_account", bool, required=False, default=False)
         if kind == "space" and space_type == CONTAINER_SPACE:
             raise SpaceCannotSync("A container space with seats cannot be synced with Outlook; sync its seats' "
                                   "bookings through an ordinary space instead.")
         integration = self._integrations.require_enabled(system)
         self._check_return_url(return_url, integration.allowed_origins)
 
+        # Re-authorization: suggest the connected account, and (on /common) say whether it is work or personal.
+        current = None if replace else self._connections.find(system, kind, subject_id)
+        hint = expected or login_hint or (current.account_username if current else None) or None
         secret = self._integrations.secrets.value(integration)
-        flow = self._identity.start_flow(integration, secret, kind, self._settings.redirect_uri, login_hint)
+        flow = self._identity.start_flow(integration, secret, kind, self._settings.redirect_uri, hint,
+                                         _domain_hint(integration.account_type, current))
         now = self._clock()
         expires = now + timedelta(seconds=self._settings.oauth_flow_ttl_seconds)
         state_hash = state_key(flow["state"])
         row = PendingFlow(state_hash=state_hash, system=system, kind=kind, subject_id=subject_id,
                           return_url=return_url, sealed_flow="", client_id=integration.client_id,
-                          expires_at=expires, created_at=now)
+                          expires_at=expires, created_at=now, expected_account=expected, replace_account=replace)
         row.sealed_flow = self._cipher.seal(json.dumps(flow).encode(), _flow_context(state_hash))
         self._flows.insert(row)
         start = f"{self._settings.public_base_url.rstrip('/')}/{self._settings.route_prefix}/oauth/start"
@@ -171,8 +213,8 @@ class OAuthService:
         return result
 
     def _complete(self, row: PendingFlow, query: dict[str, str]) -> CallbackResult:
-        def outcome(name: str, code: str | None = None) -> CallbackResult:
-            return CallbackResult(name, row.return_url, code, row.system, row.kind, row.subject_id)
+        def outcome(name: str, code: str | None = None, **accounts: str | None) -> CallbackResult:
+            return CallbackResult(name, row.return_url, code, row.system, row.kind, row.subject_id, **accounts)
 
         if row.expires_at <= self._clock():
             return outcome("flow_expired")
@@ -199,14 +241,23 @@ class OAuthService:
             return outcome(aadsts.authorize_outcome(str(result.get("error")), code), code)
 
         claims = result.get("id_token_claims") or {}
+        account = _signed_in_as(claims)
         if integration.account_type == "organizations" and claims.get("tid") == CONSUMERS_TENANT_ID:
-            return outcome("wrong_account_type")
+            return outcome("wrong_account_type", account=account)
         if integration.account_type == "consumers" and claims.get("tid") != CONSUMERS_TENANT_ID:
-            return outcome("wrong_account_type")
-        self._connect(row, claims, result, cache)
-        return outcome("connected")
+            return outcome("wrong_account_type", account=account)
+        if row.expected_account and row.expected_account not in _names_of(claims):
+            return outcome("wrong_account", account=account, expected_account=row.expected_account)
+        bound = self._connect(row, claims, result, cache)
+        if bound is not None:
+            return outcome("wrong_account", account=account, expected_account=bound.account_username or None)
+        return outcome("connected", account=account)
 
-    def _connect(self, row: PendingFlow, claims: dict[str, Any], result: dict[str, Any], cache: Any) -> None:
+    def _connect(
+        self, row: PendingFlow, claims: dict[str, Any], result: dict[str, Any], cache: Any,
+    ) -> Connection | None:
+        """Store the connection and its tokens; or, when the connection is bound to another Microsoft account
+        (and the flow may not replace it), store nothing and return that connection."""
         now = self._clock()
         username = str(claims.get("preferred_username") or "")
         home_account_id = f"{claims.get('oid')}.{claims.get('tid')}"
@@ -218,6 +269,8 @@ class OAuthService:
             current = self._connections.find(row.system, row.kind, row.subject_id)
             connection = current or Connection(system=row.system, kind=row.kind, subject_id=row.subject_id)
             if current is not None and current.account_oid and current.account_oid != claims.get("oid"):
+                if not row.replace_account:
+                    return current
                 # A different Microsoft account: calendar choices belonged to the old mailbox.
                 connection.sync_resource, connection.sync_calendar_id, connection.freebusy_calendar_id = "", None, None
             connection.status = CONNECTED
@@ -239,7 +292,41 @@ class OAuthService:
             raise ConcurrencyConflict("the connection kept changing during authorization")
         self._tokens.store_new(saved, cache)
         self._alerts.resolve(row.system, REAUTHORIZATION_REQUIRED, saved.row_key())
+        return None
 
 
 def _flow_context(state_hash: str) -> str:
     return f"pendingflow|{state_hash}"
+
+
+def _expected_account(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return validation.mailbox(value.strip(), "expected_account")
+    except ValidationFailed:
+        raise ValidationFailed("expected_account", "must be the account's sign-in name (UPN) or email address, "
+                                                   "like marge@contoso.org") from None
+
+
+def _names_of(claims: dict[str, Any]) -> set[str]:
+    """The names the ID token gives the account: `preferred_username` (the UPN for work accounts, the email
+    for personal ones), and `upn` and `email` when present; lower case, as sign-in names are case-insensitive."""
+    return {str(claims[k]).strip().lower() for k in ("preferred_username", "upn", "email") if claims.get(k)}
+
+
+def _signed_in_as(claims: dict[str, Any]) -> str | None:
+    for key in ("preferred_username", "upn", "email"):
+        if claims.get(key):
+            return str(claims[key]).strip()
+    return None
+
+
+def _domain_hint(account_type: str, current: Connection | None) -> str | None:
+    """On /common, re-authorizing a known account can skip Microsoft's work-or-personal discovery: its tenant
+    tells which ("If the tid claim value is 9188040d-..., use domain_hint=consumers. Otherwise, use
+    domain_hint=organizations", https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow).
+    Elsewhere the authority already fixes the kind of account."""
+    if account_type != "common" or current is None or not current.account_tenant:
+        return None
+    return "consumers" if current.account_tenant == CONSUMERS_TENANT_ID else "organizations"

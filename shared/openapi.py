@@ -20,8 +20,8 @@ OPENAPI_VERSION = "3.0.3"
 ACCOUNT_TYPES = ["organizations", "common", "consumers", "single_tenant"]
 TITLE_MODES = ["patron_name", "patron_name_email", "public_nickname"]
 KINDS = ["user", "space"]
-OUTCOMES = ["connected", "consent_denied", "admin_approval_required", "wrong_account_type", "integration_disabled",
-            "flow_expired", "flow_invalid", "credentials_invalid", "authorization_failed"]
+OUTCOMES = ["connected", "wrong_account", "consent_denied", "admin_approval_required", "wrong_account_type",
+            "integration_disabled", "flow_expired", "flow_invalid", "credentials_invalid", "authorization_failed"]
 ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 MAX_TEXT = 4000
@@ -228,6 +228,13 @@ def _schemas() -> dict[str, Any]:
             "webhook_url": _nullable(_str()),
             "webhook": _obj({"url": _nullable(_str()), "secret_set": {"type": "boolean"}}),
             "redirect_uri": _str(description="the redirect URI to register (platform Web)"),
+            "sign_in": _obj({
+                "authority": _str(description="where people sign in: /{tenant ID} for `single_tenant`, else "
+                                              "/organizations, /common or /consumers"),
+                "accounts": {"type": "array", "items": _str(enum=["work_or_school", "personal"])},
+                "description": _str(description="the same, in words to show people before they sign in"),
+            }, ["authority", "accounts"], description="which kinds of account can sign in; any other gets "
+                                                      "Microsoft's error page, which never returns to the app"),
             "note": _str(),
             "updated_at": _stamp(),
         }, ["system", "configured", "client_id", "account_type", "enabled", "client_secret", "redirect_uri"]),
@@ -249,7 +256,15 @@ def _schemas() -> dict[str, Any]:
             "return_url": _str(description="where the browser is sent back with `outcome`; its origin must be in "
                                            "`allowed_return_origins`", example=f"{RETURN_ORIGIN}/outlook/done"),
             "space_type": _nullable(_str(description="`container_space_with_seats` cannot be synced (422)")),
-            "login_hint": _nullable(_str(description="the account to suggest on Microsoft's sign-in page")),
+            "login_hint": _nullable(_str(description="the account to suggest on Microsoft's sign-in page (a hint "
+                                                     "only; must equal `expected_account` when both are sent)")),
+            "expected_account": _nullable(_str(maxLength=254, description=(
+                "the only account this sign-in may connect: its UPN or email, compared case-insensitively with "
+                "the ID token's `preferred_username`, `upn` and `email`; suggested to Microsoft as `login_hint`. "
+                "Any other account ends in `wrong_account` and nothing is stored"))),
+            "replace_account": {"type": "boolean", "default": False, "description": (
+                "let a different Microsoft account replace the one already connected (its calendar choices are "
+                "cleared); without it a re-authorization by another account ends in `wrong_account`")},
         }, ["return_url"]),
         "AuthorizeStarted": _obj({
             "authorize_url": _str(description="send the browser here: single use"),
@@ -386,8 +401,9 @@ def _paths() -> dict[str, Any]:
     space_ids = [_path("system"), _path("spaceId")]
     user_ids = [_path("system"), _path("userId")]
     anonymous: list[dict[str, list[str]]] = []
-    outcome_redirect = ("to the host's `return_url` with `outcome` (and `kind`, `id`, `microsoft_code`) in its "
-                        "query string")
+    outcome_redirect = ("to the host's `return_url` with `outcome` (and `kind`, `id`, `microsoft_code`, the "
+                        "signed-in `account`, and for `wrong_account` the `expected_account`) in its query "
+                        "string; those names are first removed from the return URL's own query")
     paths: dict[str, Any] = {
         "/health": {"get": {
             "operationId": "health", "tags": ["operations"], "security": anonymous,
@@ -477,7 +493,9 @@ def _paths() -> dict[str, Any]:
             "parameters": [_param("outcome", "query", _str(enum=OUTCOMES), "the callback's outcome"),
                            _param("kind", "query", _str(), "passed through, not shown"),
                            _param("id", "query", _str(), "passed through, not shown"),
-                           _param("microsoft_code", "query", _str(), "passed through, not shown")],
+                           _param("microsoft_code", "query", _str(), "passed through, not shown"),
+                           _param("account", "query", _str(), "the signed-in account, named for `wrong_account`"),
+                           _param("expected_account", "query", _str(), "named for `wrong_account`")],
             "responses": {"200": _html("`connected`"), "400": _html("any other outcome, or an unknown one")},
         }},
         connection: {

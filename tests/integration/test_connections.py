@@ -3,7 +3,7 @@
 import pytest
 from azure.data.tables import TableServiceClient
 
-from tests.helpers import connect
+from tests.helpers import authorize, connect, follow_sign_in, query_of
 
 
 def test_user_chooses_sync_and_freebusy_calendars(api, simulator, directory, system):
@@ -73,11 +73,13 @@ def test_remove_authorization_erases_tokens_and_leaves_events(api, simulator, di
     assert [e["id"] for e in simulator.sim.graph.list_events(directory.staff)] == [event["id"]]
 
 
-def test_reauthorizing_with_another_account_resets_calendar_choices(api, simulator, directory, system):
+def test_replacing_the_account_resets_calendar_choices(api, simulator, directory, system):
     connect(api, simulator, system, "user", "u1", directory.staff)
     calendar = api.get(f"/api/systems/{system}/connections/user/u1/calendars").json()["calendars"][0]
     api.patch(f"/api/systems/{system}/connections/user/u1", json={"sync_calendar_id": calendar["id"]})
-    connect(api, simulator, system, "user", "u1", directory.other_staff)
+    landing = follow_sign_in(api, simulator, authorize(api, system, "user", "u1", replace_account=True),
+                             directory.other_staff)
+    assert query_of(landing)["outcome"] == "connected"
     status = api.get(f"/api/systems/{system}/connections/user/u1").json()
     assert status["account"]["username"] == directory.other_staff
     assert status["sync_calendar_id"] is None

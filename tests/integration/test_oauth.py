@@ -1,13 +1,14 @@
 """The authorization dance through the app's HTTP routes, Microsoft's simulated sign-in pages and the callback."""
 
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
 from azure.data.tables import TableServiceClient
 
 from simulator.directory import AUDIENCE_MULTI_ORG, AUDIENCE_MY_ORG
-from simulator.testing import http_session, sign_in
+from simulator.testing import SignInPageError, http_session, sign_in
 from tests.helpers import (
+    RETURN_ORIGIN,
     RETURN_URL,
     authorize,
     configure,
@@ -22,7 +23,7 @@ from tests.helpers import (
 
 def test_user_connects_and_the_connection_lists_calendars(api, simulator, directory, system):
     outcome = connect(api, simulator, system, "user", "u42", directory.staff)
-    assert outcome == {"tab": "sync", "outcome": "connected", "kind": "user", "id": "u42"}
+    assert outcome == {"tab": "sync", "outcome": "connected", "kind": "user", "id": "u42", "account": directory.staff}
     status = api.get(f"/api/systems/{system}/connections/user/u42").json()
     assert status["status"] == "connected"
     assert status["account"]["username"] == directory.staff
@@ -80,22 +81,187 @@ def test_administrator_approval_required(api, simulator, app, policy):
     assert outcome["microsoft_code"] == f"AADSTS{policy}"
 
 
-def test_personal_account_on_a_work_only_app_is_wrong_account_type(api, simulator, app):
+# --- wrong account type: Microsoft's own page, so the product prevents it ------------------------------------
+
+
+def _microsoft_page(api, simulator, start_url, account, **kwargs):
+    """Follow /oauth/start into Microsoft's pages and expect its error page: the browser never comes back."""
+    session = http_session(simulator.ca_path)
+    start = session.get(start_url, allow_redirects=False, timeout=30)
+    assert start.status_code == 302, start.text
+    with pytest.raises(SignInPageError) as raised:
+        sign_in(start.headers["Location"], account, ca_path=simulator.ca_path, **kwargs)
+    return start.headers["Location"], raised.value
+
+
+def test_personal_account_on_a_work_only_app_saved_as_common_stays_on_microsofts_page(api, simulator, app):
     d = make_directory(simulator, app.redirect_uri, audience=AUDIENCE_MULTI_ORG)
     system = new_system()
-    configure(api, system, d, account_type="common", tenant_id=d.tenant_id)
-    landing = follow_sign_in(api, simulator, authorize(api, system, "user", "u1"), d.personal)
-    assert query_of(landing)["outcome"] == "wrong_account_type"
+    configure(api, system, d, account_type="common", tenant_id=d.tenant_id)  # the admin picked the wrong type
+
+    _, page = _microsoft_page(api, simulator, authorize(api, system, "user", "u1"), d.personal)
+
+    assert page.error == "unauthorized_client" and "not enabled for consumers" in page.text
+    assert api.get(f"/api/systems/{system}/connections/user/u1").status_code == 404
 
 
-def test_single_tenant_app_on_common_is_wrong_account_type_50194(api, simulator, app):
+def test_organizations_signs_in_at_organizations_where_a_personal_account_cannot_start(api, simulator, app):
+    d = make_directory(simulator, app.redirect_uri, audience=AUDIENCE_MULTI_ORG)
+    system = new_system()
+    configure(api, system, d, account_type="organizations")
+    sign_in_info = api.get(f"/api/systems/{system}/integration").json()["sign_in"]
+    assert sign_in_info["authority"] == f"{simulator.url}/organizations"
+    assert sign_in_info["accounts"] == ["work_or_school"]
+
+    auth_uri, page = _microsoft_page(api, simulator, authorize(api, system, "user", "u1"), d.personal,
+                                     type_address=True)
+
+    assert urlsplit(auth_uri).path == "/organizations/oauth2/v2.0/authorize"
+    assert page.code == 500200
+    assert query_of(follow_sign_in(api, simulator, authorize(api, system, "user", "u1"), d.staff))["outcome"] \
+        == "connected"
+
+
+def test_single_tenant_app_saved_as_common_is_microsofts_50194_page(api, simulator, app):
     d = make_directory(simulator, app.redirect_uri, audience=AUDIENCE_MY_ORG)
     system = new_system()
     configure(api, system, d, account_type="common", tenant_id=d.tenant_id)  # the admin picked the wrong type
-    landing = follow_sign_in(api, simulator, authorize(api, system, "user", "u1"), d.staff)
-    outcome = query_of(landing)
-    assert outcome["outcome"] == "wrong_account_type"
-    assert outcome["microsoft_code"] == "AADSTS50194"
+
+    _, page = _microsoft_page(api, simulator, authorize(api, system, "user", "u1"), d.staff)
+
+    assert page.code == 50194
+
+
+def test_single_tenant_signs_in_at_the_tenant_where_outsiders_get_50020(api, simulator, app):
+    d = make_directory(simulator, app.redirect_uri, audience=AUDIENCE_MY_ORG)
+    system = new_system()
+    configure(api, system, d, account_type="single_tenant", tenant_id=d.tenant_id)
+    sign_in_info = api.get(f"/api/systems/{system}/integration").json()["sign_in"]
+    assert sign_in_info == {"authority": f"{simulator.url}/{d.tenant_id}", "accounts": ["work_or_school"],
+                            "description": sign_in_info["description"]}
+
+    auth_uri, page = _microsoft_page(api, simulator, authorize(api, system, "user", "u1"), d.personal)
+
+    assert urlsplit(auth_uri).path == f"/{d.tenant_id}/oauth2/v2.0/authorize"
+    assert page.code == 50020
+    assert query_of(follow_sign_in(api, simulator, authorize(api, system, "user", "u1"), d.staff))["outcome"] \
+        == "connected"
+
+
+@pytest.mark.parametrize(("account", "hint"), [("personal", "consumers"), ("staff", "organizations")])
+def test_reauthorizing_on_common_sends_the_domain_hint_of_the_connected_account(api, simulator, directory, system,
+                                                                                account, hint):
+    address = getattr(directory, account)
+    connect(api, simulator, system, "user", "u1", address)
+    session = http_session(simulator.ca_path)
+
+    auth_uri = session.get(authorize(api, system, "user", "u1"), allow_redirects=False).headers["Location"]
+
+    sent = dict(parse_qsl(urlsplit(auth_uri).query))
+    assert (sent["domain_hint"], sent["login_hint"]) == (hint, address)
+    picker = session.get(auth_uri).text
+    assert f'data-account="{address}"' in picker
+    other = directory.staff if account == "personal" else directory.personal
+    assert f'data-account="{other}"' not in picker
+
+
+# --- sign-in bound to the expected account -----------------------------------------------------------------------
+
+
+def _token_rows(storage_connection_string, app, system):
+    table = TableServiceClient.from_connection_string(storage_connection_string).get_table_client(
+        app.env["TABLE_PREFIX"] + "tokencaches")
+    return list(table.query_entities("PartitionKey eq @s", parameters={"s": system}))
+
+
+def test_expected_account_connects_when_it_signs_in_whatever_the_case(api, simulator, directory, system):
+    start = authorize(api, system, "user", "u1", expected_account=directory.staff.upper())
+
+    landing = query_of(follow_sign_in(api, simulator, start, directory.staff))
+
+    assert (landing["outcome"], landing["account"]) == ("connected", directory.staff)
+    assert "expected_account" not in landing
+
+
+def test_another_account_than_expected_is_wrong_account_and_nothing_is_kept(api, simulator, directory, system, app,
+                                                                            storage_connection_string):
+    start = authorize(api, system, "user", "u1", expected_account=directory.staff)
+
+    landing = query_of(follow_sign_in(api, simulator, start, directory.other_staff))
+
+    assert landing["outcome"] == "wrong_account"
+    assert (landing["account"], landing["expected_account"]) == (directory.other_staff, directory.staff)
+    assert api.get(f"/api/systems/{system}/connections/user/u1").status_code == 404
+    assert _token_rows(storage_connection_string, app, system) == []
+
+
+def test_wrong_account_leaves_an_existing_connection_as_it_was(api, simulator, directory, system):
+    connect(api, simulator, system, "user", "u1", directory.staff)
+    calendar = api.get(f"/api/systems/{system}/connections/user/u1/calendars").json()["calendars"][0]
+    api.patch(f"/api/systems/{system}/connections/user/u1", json={"sync_calendar_id": calendar["id"]})
+    before = api.get(f"/api/systems/{system}/connections/user/u1").json()
+
+    landing = query_of(follow_sign_in(api, simulator, authorize(api, system, "user", "u1",
+                                                                expected_account=directory.staff),
+                                      directory.other_staff))
+
+    assert landing["outcome"] == "wrong_account"
+    assert api.get(f"/api/systems/{system}/connections/user/u1").json() == before
+    assert api.get(f"/api/systems/{system}/connections/user/u1/calendars").status_code == 200
+
+
+def test_reauthorizing_with_another_account_is_refused_unless_replacing(api, simulator, directory, system):
+    """A connection is bound to its Microsoft account (object ID): another person's sign-in must not quietly
+    move a user's shifts or a room's bookings into a different mailbox."""
+    connect(api, simulator, system, "user", "u1", directory.staff)
+    before = api.get(f"/api/systems/{system}/connections/user/u1").json()
+
+    landing = query_of(follow_sign_in(api, simulator, authorize(api, system, "user", "u1"), directory.other_staff))
+
+    assert landing["outcome"] == "wrong_account"
+    assert (landing["account"], landing["expected_account"]) == (directory.other_staff, directory.staff)
+    assert api.get(f"/api/systems/{system}/connections/user/u1").json() == before
+    replaced = query_of(follow_sign_in(api, simulator, authorize(api, system, "user", "u1", replace_account=True),
+                                       directory.other_staff))
+    assert replaced["outcome"] == "connected"
+    assert api.get(f"/api/systems/{system}/connections/user/u1").json()["account"]["username"] \
+        == directory.other_staff
+
+
+def test_return_url_keeps_its_own_parameters_but_not_ours(api, simulator, directory, system):
+    return_url = (f"{RETURN_ORIGIN}/admin/outlook?tab=sync&outcome=connected&kind=space&id=x&microsoft_code=AADSTS1"
+                  "&account=mallory%40evil.example&expected_account=a%40b.c&note=a%20b")
+    start = authorize(api, system, "user", "u1", return_url=return_url, expected_account=directory.staff)
+
+    landing = follow_sign_in(api, simulator, start, directory.other_staff)
+
+    params = parse_qs(urlsplit(landing).query)
+    assert params == {"tab": ["sync"], "note": ["a b"], "outcome": ["wrong_account"], "kind": ["user"], "id": ["u1"],
+                      "account": [directory.other_staff], "expected_account": [directory.staff]}
+    assert "note=a%20b" in landing  # the host's own parameters stay as the host wrote them
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"expected_account": "not an account"}, "expected_account"),
+    ({"expected_account": "marge@example.org", "login_hint": "ned@example.org"}, "login_hint"),
+    ({"replace_account": "yes"}, "replace_account"),
+])
+def test_bad_binding_fields_are_a_400_naming_the_field(api, system, body, field):
+    response = api.post(f"/api/systems/{system}/connections/user/u1/authorize", json={"return_url": RETURN_URL,
+                                                                                       **body})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"]["field"] == field
+
+
+def test_landing_page_names_both_accounts_of_a_wrong_account(app):
+    session = http_session("/dev/null")
+    query = urlencode({"outcome": "wrong_account", "account": "ned@lib.test", "expected_account": "marge@lib.test"})
+    page = session.get(f"{app.url}/api/oauth/result?{query}", timeout=10)
+    assert page.status_code == 400
+    assert "You signed in as ned@lib.test, but this connection is for marge@lib.test" in page.text
+    forged = urlencode({"outcome": "wrong_account", "account": "<b>call 555</b>", "expected_account": "x@y.z"})
+    page = session.get(f"{app.url}/api/oauth/result?{forged}", timeout=10)
+    assert "call 555" not in page.text and "different Microsoft account" in page.text
 
 
 def test_disabled_integration_refuses_to_start_and_to_finish(api, simulator, directory, system):
