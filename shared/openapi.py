@@ -267,7 +267,9 @@ def _schemas() -> dict[str, Any]:
                 "cleared); without it a re-authorization by another account ends in `wrong_account`")},
         }, ["return_url"]),
         "AuthorizeStarted": _obj({
-            "authorize_url": _str(description="send the browser here: single use"),
+            "authorize_url": _str(description="send the browser of the person connecting here. A bearer link: "
+                                              "whoever opens it first (within `expires_at`) completes the sign-in, "
+                                              "once; never send it by email or chat"),
             "expires_at": _str(format="date-time"),
         }, ["authorize_url", "expires_at"]),
         "Connection": _obj({
