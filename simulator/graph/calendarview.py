@@ -85,7 +85,8 @@ def calendar_view(ctx: Ctx) -> GraphResponse:
 def _docs(ctx: Ctx, found: list[Instance]) -> list[dict[str, Any]]:
     select = parse_select(ctx.request.param("$select"))
     extended = parse_expand(ctx.request.param("$expand"))
-    return [serialize(i, ctx.tz, ctx.mailbox.address, select=select, extended=extended) for i in found]
+    return [serialize(i, ctx.tz, ctx.mailbox.address, select=select, extended=extended, immutable=ctx.immutable)
+            for i in found]
 
 
 _ORDER = {
@@ -122,7 +123,7 @@ def list_instances(ctx: Ctx) -> GraphResponse:
     """/events/{id}/instances: the occurrences (and exceptions) of a series within a window."""
     assert ctx.item_id is not None  # nosec B101 - an invariant the caller guarantees
     start, end = window(ctx)
-    inst = resolve(ctx.state.store, ctx.mailbox.id, ctx.item_id, ctx.item_calendar)
+    inst = resolve(ctx.state.store, ctx.mailbox.id, ctx.item_id, ctx.item_calendar, immutable=ctx.immutable)
     master: Event = inst.event
     if inst.original is not None:
         raise GraphError(400, "ErrorInvalidRequest", "The event is not a series master.")

@@ -35,6 +35,11 @@ class Ctx:
         """The zone responses are written in: the `Prefer: outlook.timezone` one, else UTC."""
         return self.prefer.time_zone or "UTC"
 
+    @property
+    def immutable(self) -> bool:
+        """Whether event IDs in this request (path and answer) are immutable IDs rather than default IDs."""
+        return self.prefer.immutable_ids
+
     def calendar(self) -> Calendar:
         return self.state.calendar(self.mailbox, self.calendar_id)
 

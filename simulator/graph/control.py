@@ -18,6 +18,7 @@ separately started stack can call HTTP, with the same meaning. Routes:
     GET    /_control/graph/mailboxes/{m}/events        ?calendar_id=
     POST   /_control/graph/mailboxes/{m}/events        {event, as_user?, calendar_id?}
     PATCH  /_control/graph/events/{id}                 {changes, as_user?}
+    POST   /_control/graph/events/{id}/move            {calendar_id}: a user moves it to another calendar
     DELETE /_control/graph/events/{id}                 ?as_user=
     POST   /_control/graph/reset                       faults cleared, no latency, default limits
 """
@@ -120,6 +121,9 @@ def _route(state: GraphState, request: Request) -> Response:
                 raise ValueError("'event' (a Graph event body) is required")
             return _json(state.create_event(mailbox, args["event"], as_user=args.get("as_user"),
                                             calendar_id=args.get("calendar_id")), 201)
+    if len(segs) == 3 and segs[0] == "events" and segs[2] == "move" and method == "POST":
+        args = _only(body, "calendar_id")
+        return _json(state.move_event(segs[1], str(args.get("calendar_id") or "")))
     if len(segs) == 2 and segs[0] == "events":
         if method == "PATCH":
             args = _only(body, "changes", "as_user")

@@ -28,7 +28,7 @@ from simulator.graph.context import Ctx
 from simulator.graph.errors import GraphError, bad_request
 from simulator.graph.events import serialize
 from simulator.graph.http import GraphResponse, link
-from simulator.graph.store import Calendar, Event, Instance, instances
+from simulator.graph.store import Calendar, Event, Instance, instances, shown_id
 from simulator.graph.timezones import parse_instant
 
 DEFAULT_PAGE = 10
@@ -120,18 +120,19 @@ def delta(ctx: Ctx) -> GraphResponse:
                          "synchronized again.", {"Location": restart})
 
     size = ctx.prefer.max_page_size or DEFAULT_PAGE
+    immutable = ctx.immutable
     if state["from"] is None:
         keys, found = ctx.state.window_cache.get(cal, start, end, store.lock)
         at = bisect.bisect_right(keys, state["after"]) if state["after"] else 0
-        page_items: list[tuple[str, Instance | None]] = [(i.id, i) for i in found[at: at + size + 1]]
+        page_items: list[tuple[str, Instance, bool]] = [(i.id, i, False) for i in found[at: at + size + 1]]
     else:
         page_items = _changes(ctx, cal, state, start, end, size + 1)
     more = len(page_items) > size
     page_items = page_items[:size]
     value = [
-        _removed(key) if inst is None else {"@odata.type": _ODATA_TYPE,
-                                            **serialize(inst, ctx.tz, ctx.mailbox.address)}
-        for key, inst in page_items
+        _removed(shown_id(inst.id, inst.event, inst.original, immutable)) if gone else
+        {"@odata.type": _ODATA_TYPE, **serialize(inst, ctx.tz, ctx.mailbox.address, immutable=immutable)}
+        for _, inst, gone in page_items
     ]
     counters.incr("graph.delta.items", len(value))
     body: dict[str, Any] = {"@odata.context": f"{req.base_url}/$metadata#Collection(event)"}
@@ -146,21 +147,26 @@ def delta(ctx: Ctx) -> GraphResponse:
 
 
 def _changes(ctx: Ctx, cal: Calendar, state: dict[str, Any], start: datetime, end: datetime,
-             limit: int) -> list[tuple[str, Instance | None]]:
-    """The round's items after the cursor: current instances of changed events in the window, and `@removed`
-    for instances that were in the window at the round's baseline and are not any more."""
+             limit: int) -> list[tuple[str, Instance, bool]]:
+    """The round's items after the cursor, keyed by the ID the client sees: current instances of changed events
+    in the window, and `@removed` (True) for instances that were in the window at the round's baseline and are
+    not any more. An event moved away and back has a new default ID, so a client using default IDs sees the old
+    one removed and a new one appear; with immutable IDs it sees one update."""
+    immutable = ctx.immutable
     with ctx.state.store.lock:
         before = cal.changes_between(state["from"], state["to"])
         current: dict[str, Event | None] = {event_id: cal.events.get(event_id) for event_id in before}
-    items: dict[str, Instance | None] = {}
+    items: dict[str, tuple[Instance, bool]] = {}
     for event_id, prior in before.items():
         now_event = current[event_id]
-        fresh = {i.id: i for i in instances(now_event, start, end)} if now_event else {}
-        items.update(fresh)
+        fresh = {shown_id(i.id, i.event, i.original, immutable): i
+                 for i in (instances(now_event, start, end) if now_event else ())}
+        items.update((k, (i, False)) for k, i in fresh.items())
         if prior is not None:
             for old in instances(prior, start, end):
-                if old.id not in fresh:
-                    items[old.id] = None
+                key = shown_id(old.id, old.event, old.original, immutable)
+                if key not in fresh:
+                    items[key] = (old, True)
     after = state["after"]
     keys = sorted(k for k in items if k > after)[:limit]
-    return [(k, items[k]) for k in keys]
+    return [(k, *items[k]) for k in keys]

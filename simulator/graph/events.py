@@ -24,9 +24,10 @@ from simulator.graph.store import (
     Instance,
     Store,
     new_change_key,
-    new_item_id,
+    new_immutable_id,
     occurrence,
     parse_occurrence_id,
+    shown_id,
 )
 from simulator.graph.timezones import check_event_zone, from_graph, iso_utc, to_graph, to_graph_all_day, zone
 
@@ -197,7 +198,7 @@ def build_event(body: dict[str, Any], *, mailbox: User, calendar_id: str, organi
     transaction_id = body.get("transactionId") or None
     if transaction_id is not None and not isinstance(transaction_id, str):
         raise bad_request("'transactionId' must be a string.", "ErrorInvalidRequest")
-    event_id = new_item_id()
+    event_id = new_immutable_id()
     return Event(
         id=event_id,
         mailbox_id=mailbox.id,
@@ -301,10 +302,12 @@ def patch_occurrence(master: Event, inst: Instance, body: dict[str, Any], now: d
 # --- resolving IDs --------------------------------------------------------------------------------------------
 
 
-def resolve(store: Store, mailbox_id: str, item_id: str, calendar_id: str | None = None) -> Instance:
-    """An event or occurrence ID, checked to live in this mailbox (and calendar when the path names one)."""
+def resolve(store: Store, mailbox_id: str, item_id: str, calendar_id: str | None = None, *,
+            immutable: bool = False) -> Instance:
+    """An event or occurrence ID, checked to live in this mailbox (and calendar when the path names one), in the
+    ID format the request chose (`immutable`: it sent `Prefer: IdType="ImmutableId"`)."""
     parsed = parse_occurrence_id(item_id)
-    master = store.event(parsed[0] if parsed else item_id)
+    master = store.lookup(parsed[0] if parsed else item_id, immutable)
     if master is None or master.mailbox_id != mailbox_id or (calendar_id and master.calendar_id != calendar_id):
         raise item_not_found()
     if parsed is None:
@@ -332,7 +335,7 @@ def _when(instant: datetime, all_day: bool, own_zone: str, tz_name: str) -> dict
 
 
 def serialize(inst: Instance, tz_name: str, owner_address: str, *, select: set[str] | None = None,
-              extended: set[str] | None = None) -> dict[str, Any]:
+              extended: set[str] | None = None, immutable: bool = False) -> dict[str, Any]:
     """Graph's JSON for an event instance. `select` limits the properties (unknown names are ignored, as Graph's
     `$select` on events does); `extended` is the set of extended-property ids asked for via `$expand`."""
     ev = inst.event
@@ -342,9 +345,9 @@ def serialize(inst: Instance, tz_name: str, owner_address: str, *, select: set[s
     value = {
         name: o.get(name, getattr(ev, name)) for name in _EXCEPTION_FIELDS
     }
-    item_id = inst.id
+    item_id = shown_id(inst.id, ev, inst.original, immutable)
     ical = ev.ical_uid if inst.original is None else ev.ical_uid[:40] + hashlib.sha256(
-        item_id.encode()).hexdigest()[:40].upper()
+        inst.id.encode()).hexdigest()[:40].upper()
     organizer_address = ev.organizer.get("emailAddress", {}).get("address", "")
     doc: dict[str, Any] = {
         "@odata.etag": f'W/"{change_key}"',
@@ -369,7 +372,7 @@ def serialize(inst: Instance, tz_name: str, owner_address: str, *, select: set[s
         "isCancelled": False,
         "isOrganizer": organizer_address.lower() == owner_address.lower(),
         "responseRequested": True,
-        "seriesMasterId": ev.id if inst.original is not None else None,
+        "seriesMasterId": shown_id(ev.id, ev, None, immutable) if inst.original is not None else None,
         "showAs": value["show_as"],
         "type": kind,
         "webLink": f"https://outlook.office365.com/owa/?itemid={item_id}&exvsurl=1&path=/calendar/item",
@@ -438,7 +441,18 @@ _ANY = re.compile(
     r"'((?:[^']|'')*)'\s*\)\s*$",
     re.IGNORECASE,
 )
-_FIELD_EQ = re.compile(r"^\s*(iCalUId|subject|transactionId)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+_FIELD_EQ = re.compile(r"^\s*(iCalUId|subject)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+_TRANSACTION_ID = re.compile(r"\btransactionId\b", re.IGNORECASE)
+
+
+def _filter_prop_id(prop_id: str) -> str:
+    """How an extended property's id compares in a filter: the type and GUID in any case, the string name exactly
+    ("Filtering the string name (Name) in the id of an extended property is case-sensitive",
+    https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get)."""
+    parts = " ".join(prop_id.split()).split(" ", 3)
+    if len(parts) == 4 and parts[2].lower() == "name":
+        return " ".join((parts[0].lower(), parts[1].lower(), "name", parts[3]))
+    return " ".join(parts).lower()
 
 
 def parse_filter(raw: str | None) -> Callable[[Event], bool] | None:
@@ -447,11 +461,17 @@ def parse_filter(raw: str | None) -> Callable[[Event], bool] | None:
         return None
     m = _ANY.match(raw)
     if m:
-        pid, value = _norm_prop_id(m.group(2).replace("''", "'")), m.group(3).replace("''", "'")
-        return lambda ev: any(_norm_prop_id(p) == pid and v == value for p, v in ev.extended)
+        # "Filtering the value property of an extended property is case-insensitive" (same page as above): a
+        # client must compare what it finds with what it looks for.
+        pid, value = _filter_prop_id(m.group(2).replace("''", "'")), m.group(3).replace("''", "'").casefold()
+        return lambda ev: any(_filter_prop_id(p) == pid and v.casefold() == value for p, v in ev.extended)
+    if _TRANSACTION_ID.search(raw):
+        # transactionId is not documented as filterable (https://learn.microsoft.com/graph/api/resources/event
+        # lists it for idempotent creates only), and Graph has been reported to refuse such a filter this way.
+        raise bad_request("The property 'TransactionId' does not support filtering.", "ErrorInvalidProperty")
     m = _FIELD_EQ.match(raw)
     if m:
         field, value = m.group(1).lower(), m.group(2).replace("''", "'")
-        attr = {"icaluid": "ical_uid", "subject": "subject", "transactionid": "transaction_id"}[field]
+        attr = {"icaluid": "ical_uid", "subject": "subject"}[field]
         return lambda ev: getattr(ev, attr) == value
     raise bad_request(f"The simulator does not support the filter '{raw}'.", "ErrorInvalidUrlQueryFilter")

@@ -72,6 +72,9 @@ class Prefer:
 
     time_zone: str | None = None
     max_page_size: int | None = None
+    # `IdType="ImmutableId"`: "This header only applies to the request it is included with"
+    # (https://learn.microsoft.com/graph/outlook-immutable-id); a $batch item has only its own headers.
+    immutable_ids: bool = False
 
     _TOKEN = re.compile(r'\s*([\w.\-]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,;]*))?\s*')
 
@@ -81,6 +84,7 @@ class Prefer:
             return cls()
         tz: str | None = None
         size: int | None = None
+        immutable = False
         for part in header.split(","):
             match = cls._TOKEN.match(part.split(";")[0])
             if not match:
@@ -90,7 +94,9 @@ class Prefer:
                 tz = raw
             elif name == "odata.maxpagesize" and raw.isdigit() and int(raw) > 0:
                 size = int(raw)
-        return cls(tz, size)
+            elif name == "idtype" and raw == "ImmutableId":
+                immutable = True
+        return cls(tz, size, immutable)
 
     def applied(self) -> dict[str, str]:
         parts = []

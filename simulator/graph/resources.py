@@ -97,7 +97,7 @@ def create_calendar(ctx: Ctx) -> GraphResponse:
 def _event_response(ctx: Ctx, inst: Instance, status: int) -> GraphResponse:
     req = ctx.request
     doc = serialize(inst, ctx.tz, ctx.mailbox.address, select=parse_select(req.param("$select")),
-                    extended=parse_expand(req.param("$expand")))
+                    extended=parse_expand(req.param("$expand")), immutable=ctx.immutable)
     doc = {"@odata.context": f"{req.base_url}/$metadata#users('{ctx.mailbox.id}')/events/$entity", **doc}
     return GraphResponse(status, doc, ctx.prefer.applied())
 
@@ -115,17 +115,18 @@ def get_event(ctx: Ctx) -> GraphResponse:
     from simulator.graph.events import resolve
 
     assert ctx.item_id is not None  # nosec B101 - an invariant the caller guarantees
-    inst = resolve(ctx.state.store, ctx.mailbox.id, ctx.item_id, ctx.item_calendar)
+    inst = resolve(ctx.state.store, ctx.mailbox.id, ctx.item_id, ctx.item_calendar, immutable=ctx.immutable)
     return _event_response(ctx, inst, 200)
 
 
 def update_event(ctx: Ctx) -> GraphResponse:
     assert ctx.item_id is not None  # nosec B101 - an invariant the caller guarantees
-    inst = ctx.state.update(ctx.mailbox, ctx.item_id, ctx.request.json(), ctx.item_calendar)
+    inst = ctx.state.update(ctx.mailbox, ctx.item_id, ctx.request.json(), ctx.item_calendar,
+                            immutable=ctx.immutable)
     return _event_response(ctx, inst, 200)
 
 
 def delete_event(ctx: Ctx) -> GraphResponse:
     assert ctx.item_id is not None  # nosec B101 - an invariant the caller guarantees
-    ctx.state.delete(ctx.mailbox, ctx.item_id, ctx.item_calendar)
+    ctx.state.delete(ctx.mailbox, ctx.item_id, ctx.item_calendar, immutable=ctx.immutable)
     return GraphResponse(204)

@@ -16,7 +16,7 @@ from simulator.directory import User
 from simulator.faults import FaultInjector
 from simulator.graph.errors import GraphError, invalid_user, item_not_found
 from simulator.graph.events import apply_patch, build_event, fingerprint, patch_occurrence, resolve, serialize
-from simulator.graph.store import Calendar, Event, Instance, Store
+from simulator.graph.store import Calendar, Event, Instance, Store, shown_id
 from simulator.throttle import Throttle
 
 PREFIX = "graph"
@@ -76,10 +76,11 @@ class GraphState:
                 box.transactions[tid] = (event.id, fingerprint(body))
             return event, True
 
-    def update(self, mailbox: User, item_id: str, body: dict[str, Any], calendar_id: str | None = None) -> Instance:
+    def update(self, mailbox: User, item_id: str, body: dict[str, Any], calendar_id: str | None = None, *,
+               immutable: bool = False) -> Instance:
         """PATCH an event, a series master, or one occurrence (which becomes an exception)."""
         with self.store.lock:
-            inst = resolve(self.store, mailbox.id, item_id, calendar_id)
+            inst = resolve(self.store, mailbox.id, item_id, calendar_id, immutable=immutable)
             now = self.sim.clock.now()
             if inst.original is None:
                 updated = apply_patch(inst.event, body, now)
@@ -87,12 +88,12 @@ class GraphState:
                 return dataclasses.replace(inst, event=updated, start=updated.start, end=updated.end)
             master = patch_occurrence(inst.event, inst, body, now)
             self.store.replace(master)
-            return resolve(self.store, mailbox.id, item_id, calendar_id)
+            return resolve(self.store, mailbox.id, item_id, calendar_id, immutable=immutable)
 
-    def delete(self, mailbox: User, item_id: str, calendar_id: str | None = None) -> None:
+    def delete(self, mailbox: User, item_id: str, calendar_id: str | None = None, *, immutable: bool = False) -> None:
         """Delete an event or series; deleting an occurrence cancels just that date of its series."""
         with self.store.lock:
-            inst = resolve(self.store, mailbox.id, item_id, calendar_id)
+            inst = resolve(self.store, mailbox.id, item_id, calendar_id, immutable=immutable)
             if inst.original is None:
                 self.store.remove(inst.event.id)
                 return
@@ -116,19 +117,36 @@ class GraphState:
 
     def update_event(self, event_id: str, changes: dict[str, Any], *, as_user: str | None = None) -> dict[str, Any]:
         """Change an event "in Outlook" (e.g. move it out of a synced window); `as_user` is informational."""
-        box = self._owner_of(event_id)
+        box, immutable = self._owner_of(event_id)
         if as_user:
             self.user(as_user)
-        inst = self.update(box, event_id, changes)
+        inst = self.update(box, event_id, changes, immutable=immutable)
         self.counters.incr(f"{PREFIX}.control.event.update")
         return self._raw(box, inst)
 
     def delete_event(self, event_id: str, *, as_user: str | None = None) -> None:
-        box = self._owner_of(event_id)
+        box, immutable = self._owner_of(event_id)
         if as_user:
             self.user(as_user)
-        self.delete(box, event_id)
+        self.delete(box, event_id, immutable=immutable)
         self.counters.incr(f"{PREFIX}.control.event.delete")
+
+    def move_event(self, event_id: str, calendar_id: str) -> dict[str, Any]:
+        """A user moves an event to another calendar of its mailbox in Outlook (Graph itself has no move for
+        events): its default ID changes, its immutable ID does not."""
+        box, immutable = self._owner_of(event_id)
+        with self.store.lock:
+            inst = resolve(self.store, box.id, event_id, immutable=immutable)
+            if inst.original is not None:
+                raise ValueError("move the series, not one of its occurrences")
+            target = self.store.calendar(box.id, calendar_id)
+            if target is None:
+                raise ValueError(f"the mailbox {box.address} has no calendar {calendar_id}")
+            if target.id == inst.event.calendar_id:
+                raise ValueError("the event is already in that calendar")
+            moved = self.store.move(inst.event.id, target.id, self.sim.clock.now())
+        self.counters.incr(f"{PREFIX}.control.event.move")
+        return self._raw(box, Instance(moved, moved.id, moved.start, moved.end))
 
     def create_calendar(self, mailbox: str, name: str) -> dict[str, Any]:
         box = self.user(mailbox)
@@ -196,21 +214,28 @@ class GraphState:
 
     # --- helpers ----------------------------------------------------------------------------------------------
 
-    def _owner_of(self, event_id: str) -> User:
+    def _owner_of(self, event_id: str) -> tuple[User, bool]:
+        """The mailbox of an event named by either ID format (the control API acts as Outlook, not as a Graph
+        client), and whether the ID given was the immutable one."""
         from simulator.graph.store import parse_occurrence_id
 
         parsed = parse_occurrence_id(event_id)
-        event = self.store.event(parsed[0] if parsed else event_id)
+        key = parsed[0] if parsed else event_id
+        immutable = self.store.lookup(key, True) is not None
+        event = self.store.lookup(key, immutable)
         if event is None:
             raise item_not_found()
         owner = self.sim.directory.users.get(event.mailbox_id)
         if owner is None:
             raise item_not_found()
-        return owner
+        return owner, immutable
 
     def _raw(self, box: User, inst: Instance, extended: set[str] | None = None) -> dict[str, Any]:
+        """An event as the control API shows it: `id` is the immutable ID (what the product stores, since it sends
+        `Prefer: IdType="ImmutableId"`), `defaultId` what a client without that header sees now."""
         ids = extended if extended is not None else {_norm(pid) for pid, _ in inst.event.extended}
-        doc = serialize(inst, "UTC", box.address, extended=ids)
+        doc = serialize(inst, "UTC", box.address, extended=ids, immutable=True)
+        doc["defaultId"] = shown_id(inst.id, inst.event, inst.original, False)
         doc["calendarId"] = inst.event.calendar_id
         doc["mailbox"] = box.address
         return doc

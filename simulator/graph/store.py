@@ -14,6 +14,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from dataclasses import replace as evolve
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,12 @@ from simulator.graph.timezones import zone
 def new_item_id() -> str:
     """Outlook-looking IDs: base64 with '-', '_' and '=' in them, so clients learn to URL-encode IDs."""
     return "AAMkA" + base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()
+
+
+def new_immutable_id() -> str:
+    """An item's immutable ID (the store's key for it): a different shape from the default ID, so a client that
+    mixes the two formats is caught."""
+    return "AAkALg" + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode()
 
 
 def new_change_key() -> str:
@@ -47,7 +54,12 @@ def parse_occurrence_id(item_id: str) -> tuple[str, date] | None:
 
 @dataclass(frozen=True)
 class Event:
-    """One stored event: a single instance or a series master (with its exceptions and cancellations)."""
+    """One stored event: a single instance or a series master (with its exceptions and cancellations).
+
+    `id` is the immutable ID, the store's key, kept for the event's life in its mailbox; `rest_id` is the default
+    ID, which changes whenever the event moves to another calendar or folder. Which of the two a client sees and
+    may send is decided per request by `Prefer: IdType="ImmutableId"`
+    (https://learn.microsoft.com/graph/outlook-immutable-id)."""
 
     id: str
     mailbox_id: str
@@ -78,6 +90,14 @@ class Event:
     # Series only: per original date, the fields an exception overrides (start/end included), and deleted dates.
     exceptions: dict[date, dict[str, Any]] = field(default_factory=dict)
     cancelled: frozenset[date] = frozenset()
+    rest_id: str = field(default_factory=new_item_id)
+
+
+def shown_id(inst_id: str, event: Event, original: date | None, immutable: bool) -> str:
+    """An instance's ID in the format the request asked for (occurrence IDs embed their master's)."""
+    if immutable:
+        return inst_id
+    return event.rest_id if original is None else occurrence_id(event.rest_id, original)
 
 
 @dataclass(frozen=True)
@@ -203,6 +223,7 @@ class Store:
         self.mailboxes: dict[str, Mailbox] = {}
         self.calendar_index: dict[str, Calendar] = {}
         self.event_index: dict[str, Calendar] = {}
+        self.rest_index: dict[str, str] = {}  # default ID -> immutable ID
         self.seq = 0  # one monotonic sequence for all calendars
 
     def mailbox(self, user_id: str) -> Mailbox:
@@ -234,9 +255,19 @@ class Store:
             return box.calendars.get(calendar_id or box.default_id)
 
     def event(self, event_id: str) -> Event | None:
+        """By immutable ID (the store's key)."""
         with self.lock:
             cal = self.event_index.get(event_id)
             return cal.events.get(event_id) if cal else None
+
+    def lookup(self, item_id: str, immutable: bool) -> Event | None:
+        """By the ID format the request uses: an immutable ID is not accepted where default IDs are expected and
+        the other way round (a stale default ID, from before a move, finds nothing)."""
+        with self.lock:
+            if immutable:
+                return self.event(item_id)
+            key = self.rest_index.get(item_id)
+            return self.event(key) if key else None
 
     def _log(self, cal: Calendar, event_id: str, before: Event | None) -> None:
         self.seq += 1
@@ -248,6 +279,7 @@ class Store:
             cal = self.calendar_index[event.calendar_id]
             cal.events[event.id] = event
             self.event_index[event.id] = cal
+            self.rest_index[event.rest_id] = event.id
             self._log(cal, event.id, None)
 
     def replace(self, event: Event) -> Event:
@@ -265,12 +297,30 @@ class Store:
             if cal is None:
                 return None
             before = cal.events.pop(event_id)
+            self.rest_index.pop(before.rest_id, None)
             self._log(cal, event_id, before)
             if before.transaction_id:
                 box = self.mailboxes[before.mailbox_id]
                 if box.transactions.get(before.transaction_id, ("",))[0] == event_id:
                     del box.transactions[before.transaction_id]
             return before
+
+    def move(self, event_id: str, calendar_id: str, now: datetime) -> Event:
+        """Move an event to another calendar of its mailbox, as a user dragging it in Outlook does: it leaves the
+        first calendar's view and enters the second's, keeps its immutable ID and gets a new default ID."""
+        with self.lock:
+            source = self.event_index[event_id]
+            target = self.calendar_index[calendar_id]
+            before = source.events.pop(event_id)
+            self._log(source, event_id, before)
+            self.rest_index.pop(before.rest_id, None)
+            moved = evolve(before, calendar_id=target.id, rest_id=new_item_id(), change_key=new_change_key(),
+                            modified=now)
+            target.events[event_id] = moved
+            self.event_index[event_id] = target
+            self.rest_index[moved.rest_id] = event_id
+            self._log(target, event_id, None)
+            return moved
 
     def invalidate_delta(self, user_id: str | None = None) -> int:
         """Make every delta token of one mailbox (or of all) answer 410, as Exchange does when it drops sync

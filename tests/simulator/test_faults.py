@@ -87,7 +87,7 @@ def test_timeout_after_commit_creates_the_event_and_a_transaction_id_retry_finds
     assert len(state.list_events(gw.room.address)) == 1  # committed, though the client never heard
     retry = g.post(f"{ROOM}/events", t, body)
     assert retry.status == 201
-    assert [e["id"] for e in state.list_events(gw.room.address)] == [retry.body["id"]]
+    assert [e["defaultId"] for e in state.list_events(gw.room.address)] == [retry.body["id"]]
 
 
 def test_faults_survive_only_until_cleared(gw: World) -> None:
