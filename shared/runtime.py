@@ -69,7 +69,7 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     from shared.integrations import ClientSecrets, IntegrationService
     from shared.oauth import OAuthService
     from shared.pull import PullService
-    from shared.secrets import SecretStore
+    from shared.secrets import SecretStore, TransactionKey
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
     from shared.storage.tables import table_service
@@ -93,7 +93,8 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     access = ConnectionAccess(repos.connections, integrations, tokens, alerts, clock)
     graph = GraphClient(settings.graph_base_url, session)
     engine = SyncEngine(repos.sync_records, repos.retries,
-                        BatchExecutor(graph, global_limit=settings.graph_global_concurrency), clock)
+                        BatchExecutor(graph, global_limit=settings.graph_global_concurrency), clock,
+                        transaction_key=TransactionKey(secrets))
     export = ExportService(repos, access, integrations, engine, queues, alerts, clock)
     webhooks = WebhookService(repos, secrets, queues, alerts, webhook_session(settings), clock=clock)
     pull = PullService(repos, access, integrations, graph, queues, horizon_days=settings.pull_horizon_days,

@@ -1,4 +1,5 @@
-"""The secret store: client secrets, the token-cache data key and webhook signing secrets, in Azure Key Vault.
+"""The secret store: client secrets, the token-cache data key, the transactionId key and webhook signing
+secrets, in Azure Key Vault.
 
 A narrow interface over `azure-keyvault-secrets` so the rest of the app never sees SDK types or exceptions. The
 credential is `DefaultAzureCredential`: the Function App's managed identity in Azure, and locally the stand-in
@@ -7,9 +8,12 @@ managed-identity endpoint the local stack serves (same protocol), so there is on
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
+import os
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9]{1,40}$")
+TXN_KEY_SECRET_NAME = "transaction-id-key"  # noqa: S105 - a name, not a secret
+TXN_KEY_BYTES = 32
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -120,3 +126,44 @@ class SecretStore:
         # Log the type only: SDK messages can echo request URLs and, for set, nothing else, but be strict.
         log.warning("key vault call failed: %s", type(exc).__name__)
         return DependencyUnavailable("Key Vault is unreachable or refused the request")
+
+
+class TransactionKey:
+    """The HMAC key that makes event `transactionId`s unguessable, so no one who can write to a calendar can
+    pre-create an event the product's create would then answer with (or be refused by) and adopt.
+
+    One key per deployment: the attacker is a calendar user without access to the vault, whichever system they
+    belong to, so a key per system would add vault reads and no protection. Created in Key Vault on first use, as
+    the data key is; read once per process (never at import, never per request) and then kept for the process's
+    life, so a create retried in this process always carries the same transactionId. A new version in the vault
+    takes effect as processes restart; the transactionId of a create already recorded is kept with its record.
+    """
+
+    def __init__(self, store: SecretStore, name: str = TXN_KEY_SECRET_NAME) -> None:
+        self._store = store
+        self._name = name
+        self._lock = threading.Lock()
+        self._key: bytes | None = None
+
+    def __call__(self) -> bytes:
+        with self._lock:
+            if self._key is None:
+                self._key = self._load()
+            return self._key
+
+    def _load(self) -> bytes:
+        try:
+            secret = self._store.get(self._name)
+        except SecretNotFound:
+            # First use in this deployment. Two instances racing here each write a version; reading the latest
+            # again after writing makes them agree unless both wrote before either read.
+            self._store.set(self._name, base64.b64encode(os.urandom(TXN_KEY_BYTES)).decode(),
+                            content_type="hmac-sha256 key")
+            secret = self._store.get(self._name)
+        try:
+            key = base64.b64decode(secret.value, validate=True)
+        except ValueError:
+            raise ConfigurationError(f"the Key Vault secret {self._name} is not base64") from None
+        if len(key) < TXN_KEY_BYTES:
+            raise ConfigurationError(f"the Key Vault secret {self._name} holds fewer than {TXN_KEY_BYTES} bytes")
+        return key

@@ -9,18 +9,21 @@ Pure functions: no I/O, so titles, time zones and markers are unit-tested direct
   out as midnight to midnight with `isAllDay`.
 - Every event carries a marker (a single-value extended property) naming the system, subject, item and
   occurrence: the pull side tells the product's own events from bookings made in Outlook by it.
-- `transactionId` is derived from the occurrence and its generation: a create retried after a timeout returns
-  the event the first attempt made instead of a duplicate.
+- `transactionId` is derived from the marker and the occurrence's generation with a keyed HMAC (the key is in
+  Key Vault): a create retried after a timeout returns the event the first attempt made instead of a duplicate,
+  and no one without the key can pre-create an event with the transactionId a create will carry.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from shared.models import Item
@@ -30,7 +33,6 @@ from shared.timezones import graph_times, windows_name
 MARKER_PROPERTY_SET = "6f1f4e0a-8c4b-4b7e-9d55-3c1b1a2e7d10"
 MARKER_ID = f"String {{{MARKER_PROPERTY_SET}}} Name OutlookCalendarSyncMarker"
 MARKER_VERSION = "v1"
-_TXN_NAMESPACE = uuid.UUID("0b7f3b8e-5e64-4a1e-a1a3-5a8f0d6f2c41")
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,41 @@ def parse_marker(value: str) -> dict[str, str] | None:
     return dict(zip(("system", "kind", "subject_id", "item_id", "occurrence_key"), parts[1:], strict=True))
 
 
-def transaction_id(item: Item, occurrence_key: str, generation: int) -> str:
-    """Deterministic per occurrence and generation: retries reuse it; a re-creation gets a new one."""
-    return str(uuid.uuid5(_TXN_NAMESPACE, f"{marker(item, occurrence_key)};{generation}"))
+def transaction_id(key: bytes, item: Item, occurrence_key: str, generation: int) -> str:
+    """Deterministic per occurrence and generation, so retries reuse it and a re-creation gets a new one; keyed
+    (HMAC-SHA256, UUID-shaped), so it cannot be guessed from the marker, which anyone reading the event sees."""
+    digest = hmac.new(key, f"{marker(item, occurrence_key)};{generation}".encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16]))
+
+
+def marker_lookup_query(value: str) -> str:
+    """The query string that finds events carrying this marker: a filter on a single-value extended property is
+    documented (https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get), one on
+    `transactionId` is not. The value comparison is case-insensitive there, so callers check what comes back
+    with `carries_marker`."""
+    quoted = value.replace("'", "''")
+    parts = {
+        "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{MARKER_ID}' and ep/value eq '{quoted}')",
+        "$select": "id,transactionId",
+        "$expand": f"singleValueExtendedProperties($filter=id eq '{MARKER_ID}')",
+        "$top": "50",
+    }
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in parts.items())
+
+
+def carries_marker(event: dict[str, Any], value: str) -> bool:
+    """Whether an event as Graph returned it (expanded with the marker) carries exactly this marker."""
+    props = event.get("singleValueExtendedProperties") or []
+    return any(isinstance(p, dict) and _same_property(str(p.get("id", "")), MARKER_ID) and p.get("value") == value
+               for p in props)
+
+
+def _same_property(a: str, b: str) -> bool:
+    """Extended property ids: type and GUID in any case, the name exactly (names are case-sensitive)."""
+    pa, pb = " ".join(a.split()).split(" ", 3), " ".join(b.split()).split(" ", 3)
+    if len(pa) != 4 or len(pb) != 4:
+        return False
+    return [x.lower() for x in pa[:3]] == [x.lower() for x in pb[:3]] and pa[3] == pb[3]
 
 
 def event_body(item: Item, occurrence: Occurrence, title_mode: str) -> dict[str, Any]:

@@ -5,7 +5,9 @@ outcome. Safe to run again at any point (after a crash, a timeout, a redelivered
   repeated after a lost answer returns the event the first one made;
 - an update that finds the event deleted in Outlook creates it anew (generation + 1): the host says it exists;
 - a create refused with ErrorDuplicateTransactionId (the first attempt landed with older content) looks that
-  event up by its transactionId and updates it;
+  event up by its marker (a documented extended-property filter; Graph does not document `transactionId` as
+  filterable) and updates it, but only an event whose marker and transactionId are exactly this occurrence's:
+  the transactionId is keyed (HMAC, key in Key Vault), so an event someone else made is never adopted;
 - deletes of events already gone count as done;
 - failures that may pass go to the retry table; those that cannot are recorded as failed with Microsoft's code.
 """
@@ -13,14 +15,22 @@ outcome. Safe to run again at any point (after a crash, a timeout, a redelivered
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from shared.clock import Clock, utcnow
-from shared.export.content import Occurrence, content_hash, event_body, transaction_id
+from shared.export.content import (
+    Occurrence,
+    carries_marker,
+    content_hash,
+    event_body,
+    marker,
+    marker_lookup_query,
+    transaction_id,
+)
 from shared.graph.batch import BatchExecutor, GraphRequest, GraphResult
 from shared.graph.client import TokenSource
 from shared.models import FAILED, PENDING, SYNCED, Item, RetryEntry, SyncRecord
@@ -98,7 +108,8 @@ class Desired:
 
 class SyncEngine:
     def __init__(self, records: SyncRecords, retries: Retries, executor: BatchExecutor, clock: Clock = utcnow,
-                 *, max_attempts: int = len(RETRY_DELAYS)) -> None:
+                 *, transaction_key: Callable[[], bytes], max_attempts: int = len(RETRY_DELAYS)) -> None:
+        self._transaction_key = transaction_key  # read when a create is first planned, then cached by the source
         self._records = records
         self._retries = retries
         self._executor = executor
@@ -188,7 +199,9 @@ class SyncEngine:
             # mailbox's concurrency, with no storage round trip between them.
             creates = [op.record for op in round_ops if op.kind == "create"]
             for record in creates:
-                record.transaction_id = transaction_id(_item_of(record), record.occurrence_key, record.generation)
+                if not record.transaction_id:  # kept while the generation lasts: a retry repeats it exactly
+                    record.transaction_id = transaction_id(self._transaction_key(), _item_of(record),
+                                                           record.occurrence_key, record.generation)
             self._records.upsert_many(r for r in creates if target.announce_creates or r.generation > 0)
             results = self._executor.run(target.token, target.mailbox,
                                          [self._request(target, str(i), op) for i, op in enumerate(round_ops)])
@@ -211,9 +224,8 @@ class SyncEngine:
         if op.kind == "update":
             return GraphRequest(request_id, "PATCH", target.event_url(record.event_id or ""), op.body)
         if op.kind == "lookup":
-            txn = transaction_id(_item_of(record), record.occurrence_key, record.generation)
-            return GraphRequest(request_id, "GET",
-                                f"{target.root}/events?$filter=transactionId eq '{txn}'&$select=id")
+            value = marker(_item_of(record), record.occurrence_key)
+            return GraphRequest(request_id, "GET", f"{target.root}/events?{marker_lookup_query(value)}")
         return GraphRequest(request_id, "DELETE", target.event_url(record.event_id or ""))
 
     def _apply(self, op: _Op, result: GraphResult, outcomes: list[Outcome]) -> _Op | None:
@@ -232,16 +244,21 @@ class SyncEngine:
             return None
         if op.kind == "update" and status == 404:
             record.generation += 1  # deleted in Outlook: the host says it exists, so create it again
-            record.event_id, record.state = None, PENDING
+            record.event_id, record.state, record.transaction_id = None, PENDING, ""
             return _Op("create", record, op.body, op.hash, op.occurrence)
         if op.kind == "create" and result.error_code == "ErrorDuplicateTransactionId":
             return _Op("lookup", record, op.body, op.hash, op.occurrence)
         if op.kind == "lookup" and 200 <= status < 300:
-            found = ((result.body or {}).get("value") or [{}])[0].get("id")
+            found = self._ours(record, result.body)
             if found:
-                record.event_id = str(found)
+                record.event_id = found
                 return _Op("update", record, op.body, op.hash, op.occurrence)
+            # Our transactionId is taken but no event carries both it and our marker (deleted meanwhile, or
+            # tampered with): never adopt what is there; create the occurrence anew under a new transactionId.
+            log.warning("no event carries the marker and transactionId of %s/%s; creating it anew",
+                        record.item_id, record.occurrence_key)
             record.generation += 1
+            record.transaction_id = ""
             return _Op("create", record, op.body, op.hash, op.occurrence)
         if status in TRANSIENT or status >= 500:
             outcomes.append(self._transient(op, result))
@@ -250,6 +267,18 @@ class SyncEngine:
         record.last_error_code, record.last_error_message = result.error_code or str(status), _message(result)
         outcomes.append(Outcome(record.item_id, record.occurrence_key, FAILED, record.event_id,
                                 record.last_error_code, record.last_error_message))
+        return None
+
+    @staticmethod
+    def _ours(record: SyncRecord, body: Any) -> str | None:
+        """The ID of the event a marker look-up found that is this occurrence's own: exactly its marker (the
+        filter compares values case-insensitively) and the transactionId its create carried."""
+        value = marker(_item_of(record), record.occurrence_key)
+        found = body.get("value") if isinstance(body, dict) else None
+        for event in found if isinstance(found, list) else []:
+            if (isinstance(event, dict) and event.get("id") and event.get("transactionId") == record.transaction_id
+                    and carries_marker(event, value)):
+                return str(event["id"])
         return None
 
     def _transient(self, op: _Op, result: GraphResult) -> Outcome:

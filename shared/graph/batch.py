@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from shared.graph.client import RETRY_STATUSES, GraphClient, TokenSource, retry_after
+from shared.graph.client import RETRY_STATUSES, GraphClient, TokenSource, retry_after, with_immutable_ids
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +208,8 @@ class BatchExecutor:
         # Encoded before taking the mailbox's gate: while it is held, the mailbox's allowance is only spent on
         # the wire, never on building the next request.
         payload = json.dumps({"requests": [self._item(s) for s in batch]}, separators=(",", ":")).encode()
-        headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json",
-                   "Content-Type": "application/json"}
+        headers = with_immutable_ids({"Authorization": f"Bearer {access_token}", "Accept": "application/json",
+                                      "Content-Type": "application/json"})
         with _mailbox_gate(mailbox, self._per_mailbox), self._global:
             self.stats.add(round_trips=1)
             try:
@@ -223,13 +223,12 @@ class BatchExecutor:
         req = slot.request
         url = req.url[len(self._client.base_url):] if req.url.startswith(self._client.base_url) else req.url
         item: dict[str, Any] = {"id": str(slot.index), "method": req.method.upper(), "url": url}
-        headers = dict(req.headers)
+        headers = with_immutable_ids(req.headers)  # an item has only its own headers, not the envelope's
         if req.body is not None:
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = "application/json"  # Graph refuses a batch item body without one
             item["body"] = req.body
-        if headers:
-            item["headers"] = headers
+        item["headers"] = headers
         return item
 
     def _settle(self, auth: _Token, batch: list[_Slot], answers: dict[str, Any],

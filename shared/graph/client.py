@@ -5,6 +5,10 @@ rules Graph asks for.
   count against the budget, so retries are bounded.
 - 401: refresh the token once (it may have been revoked or expired early), then give up.
 - Errors come back as `GraphError` with Graph's own error code, never as `requests` exceptions.
+- Every request asks for immutable event IDs (`Prefer: IdType="ImmutableId"`): the sync IDs the product stores
+  must survive a user moving an event to another calendar, which changes its default ID. The header "only
+  applies to the request it is included with" (https://learn.microsoft.com/graph/outlook-immutable-id), so it
+  goes on every request, next to the caller's own preferences, and on every `$batch` item (`batch.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,18 @@ MAX_ATTEMPTS = 5
 MAX_WAIT_SECONDS = 30.0
 
 TokenSource = Callable[[bool], str]  # force_refresh -> access token
+
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+
+
+def with_immutable_ids(headers: dict[str, str] | None) -> dict[str, str]:
+    """`headers` with the immutable-ID preference added to its `Prefer` (preferences are comma-separated)."""
+    out = dict(headers or {})
+    name = next((k for k in out if k.lower() == "prefer"), "Prefer")
+    current = out.get(name, "")
+    if "idtype" not in current.lower():
+        out[name] = f"{current}, {IMMUTABLE_IDS}" if current else IMMUTABLE_IDS
+    return out
 
 
 class GraphError(DomainError):
@@ -85,7 +101,7 @@ class GraphClient:
         refreshed = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             all_headers = {"Authorization": f"Bearer {token(refreshed)}", "Accept": "application/json",
-                           **(headers or {})}
+                           **with_immutable_ids(headers)}
             try:
                 response = self._session.request(method, url, json=json, params=params, headers=all_headers,
                                                  timeout=self._timeout)
