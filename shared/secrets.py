@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9]{1,40}$")
-TXN_KEY_SECRET_NAME = "transaction-id-key"  # noqa: S105 - a name, not a secret
+TXN_KEY_SECRET_NAME = "transaction-id-key"  # noqa: S105  # nosec B105 - a name, not a secret
 TXN_KEY_BYTES = 32
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
