@@ -12,6 +12,7 @@ from azure.data.tables import TableServiceClient
 
 from devstack.ports import free_port
 from shared.runtime import build_services
+from shared.secrets import TXN_KEY_SECRET_NAME
 from shared.settings import Settings
 from tests.helpers import configure, connect, make_directory, new_system
 
@@ -100,8 +101,9 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
     harvest()
 
     data_key = timed.secrets.get(timed.settings.data_key_secret_name).value
+    txn_key = timed.secrets.get(TXN_KEY_SECRET_NAME).value  # exists: the run exported events
     secrets = {"client secret": d.secret, "data key": data_key, "wrong secret": "wrong-secret-value-123",
-               "webhook secret": webhook_secret}
+               "webhook secret": webhook_secret, "transactionId key": txn_key}
     assert len(tokens) >= 6  # codes, access and refresh tokens of two connections and their rotations
     needles = {**secrets, **{f"token {t[:12]}…": t for t in tokens}}
 
