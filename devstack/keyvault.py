@@ -25,7 +25,7 @@ from devstack.serving import serve_in_thread, shutdown
 from devstack.tls import LocalTls
 
 RESOURCE = "https://vault.azure.net"
-NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+NAME_RE = re.compile(r"[0-9a-zA-Z-]{1,127}")
 RETENTION_DAYS = 90
 
 
@@ -228,7 +228,7 @@ class _Fail(Exception):
 
 
 def _valid_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise _Fail(400, "BadParameter", "Secret names may only contain alphanumeric characters and dashes")
     return name
 

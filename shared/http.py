@@ -27,6 +27,9 @@ from shared.validation import field  # noqa: F401 - re-exported for triggers
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# The deepest body the API takes is a bulk export's items[].occurrences[].key (4 levels); far deeper JSON is
+# either a mistake or an attack on the parser (Python's recursion limit), so it is refused early.
+MAX_JSON_DEPTH = 16
 JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
@@ -81,11 +84,43 @@ def read_json(req: func.HttpRequest) -> dict[str, Any]:
         raise InvalidJson("request body is empty; a JSON object is required")
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise InvalidJson(f"request body is nested too deeply; at most {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJson(f"request body is not valid JSON: {_describe(exc)}") from None
     if not isinstance(data, dict):
         raise InvalidJson("request body must be a JSON object")
+    _check_tree(data)
     return data
+
+
+def _check_tree(data: dict[str, Any]) -> None:
+    """Every value of the body, without recursion: too deep a nesting, or a lone surrogate (JSON's "\\ud800"
+    escape decodes to a str that cannot be encoded as UTF-8, so a table row, a hash or Graph fails on it later),
+    is refused naming the field's path."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationFailed(path, f"is nested too deeply; a body may have at most {MAX_JSON_DEPTH} levels")
+        if isinstance(value, str):
+            _encodable(value, path)
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                label = key if key.isprintable() else json.dumps(key)[1:-1]  # escapes, as the caller wrote it
+                inner_path = f"{path}.{label}" if path else label
+                _encodable(key, inner_path)
+                stack.append((inner, inner_path, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((inner, f"{path}[{index}]", depth + 1) for index, inner in enumerate(value))
+
+
+def _encodable(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationFailed(path, "holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape); "
+                                     "send valid Unicode text") from None
 
 
 def _describe(exc: Exception) -> str:

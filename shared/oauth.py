@@ -176,6 +176,7 @@ class OAuthService:
 
     @staticmethod
     def _check_return_url(return_url: str, allowed: list[str]) -> None:
+        validation.short_url(return_url, "return_url")
         origin = validation.url_origin(return_url)
         if origin is None:
             raise ValidationFailed("return_url", "must be an absolute http(s) URL")

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from azure.core import MatchConditions
 from azure.data.tables import UpdateMode
 
+from shared import validation
 from shared.clock import Clock, iso, utcnow
 from shared.connections import ConnectionAccess
 from shared.errors import AlreadyExists, ConcurrencyConflict, DomainError, ValidationFailed
@@ -419,8 +420,8 @@ class PullService:
 
     def feed(self, system: str, subject_id: str, cursor: str | None, limit: str | None) -> dict[str, Any]:
         connection = self._access.require(system, "space", subject_id)
-        after = _int(cursor, "cursor", 0)
-        size = _int(limit, "limit", 100)
+        after = validation.whole_number(cursor, "cursor", 0)
+        size = validation.whole_number(limit, "limit", 100)
         if after < 0:
             raise ValidationFailed("cursor", "must be 0 or a cursor this feed returned")
         if not 1 <= size <= MAX_FEED_PAGE:
@@ -504,13 +505,4 @@ def _same(a: datetime | None, b: datetime | None) -> bool:
 
 def _digest(*parts: Any) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
-
-
-def _int(value: str | None, name: str, default: int) -> int:
-    if value in (None, ""):
-        return default
-    try:
-        return int(str(value))
-    except ValueError:
-        raise ValidationFailed(name, "must be a whole number") from None
 

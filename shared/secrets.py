@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_SAFE_PART = re.compile(r"^[A-Za-z0-9]{1,40}$")
+_SAFE_PART = re.compile(r"[A-Za-z0-9]{1,40}")
 TXN_KEY_SECRET_NAME = "transaction-id-key"  # noqa: S105  # nosec B105 - a name, not a secret
 TXN_KEY_BYTES = 32
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -51,7 +51,7 @@ def secret_name(kind: str, *ids: str) -> str:
     Key Vault allows only letters, digits and dashes; IDs from callers can hold anything, so they are hashed.
     The readable IDs go into the secret's tags instead.
     """
-    if not _SAFE_PART.match(kind):
+    if not _SAFE_PART.fullmatch(kind):
         raise ValueError("kind must be 1-40 letters or digits")
     digest = hashlib.sha256("\x1f".join(ids).encode()).hexdigest()[:40]
     return f"{kind}-{digest}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _SETTING = re.compile(r"%([^%\s]+)%")
-_TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)$")
+_TIMESPAN = re.compile(r"(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)")
 
 
 def resolve_settings(expression: str, env: Mapping[str, str], what: str) -> str:
@@ -32,7 +32,7 @@ def parse_timespan(value: Any, what: str) -> float:
         raise ValueError(f"{what}: expected a TimeSpan, got {value!r}")
     if isinstance(value, int | float):
         return float(value) / 1000.0
-    match = _TIMESPAN.match(str(value).strip())
+    match = _TIMESPAN.fullmatch(str(value).strip())
     if match is None:
         raise ValueError(f"{what}: expected a TimeSpan like 00:00:10, got {value!r}")
     days = int(match.group("days") or 0)

@@ -26,7 +26,7 @@ from devstack.host.routes import CONVERTERS, is_catch_all, translate
 
 logger = logging.getLogger("devstack.host")
 KEY_HEADER = "x-functions-key"
-_ADMIN_INVOKE = re.compile(r"^/admin/functions/([^/]+)/?$")
+_ADMIN_INVOKE = re.compile(r"/admin/functions/([^/]+)/?")
 
 AdminInvoke = Callable[[FunctionSpec, str], None]
 
@@ -86,7 +86,7 @@ class HttpFrontend:
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
-        admin = _ADMIN_INVOKE.match(request.path)
+        admin = _ADMIN_INVOKE.fullmatch(request.path)
         if admin is not None:
             return self._admin(request, admin.group(1))
         matched = self._match(request)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from werkzeug.routing import BaseConverter
 
 _TOKEN = re.compile(r"\{([^{}]*)\}")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Constrained(BaseConverter):
@@ -119,7 +119,7 @@ def _parse(token: str, template: str) -> _Param:
     if "=" in text:
         text, default = text.split("=", 1)
     name, *constraints = _split_constraints(text)
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError(f"route '{template}': unsupported parameter name '{name}'")
     names = tuple(c.split("(", 1)[0].strip().lower() for c in constraints)
     return _Param(name, names, optional or catch_all, default, catch_all)
