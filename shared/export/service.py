@@ -209,16 +209,31 @@ class ExportService:
                         total=total, chunks=0, created_at=now)
         chunks = _chunk(items, job.job_id)
         job.chunks = len(chunks)
+        # The job's work is stored before the job: a failure on the way leaves no job row (nothing listed as
+        # queued that never runs), only upserted rows the caller's retry writes again.
+        self._repos.items.upsert_many(items)
         self._repos.export_chunks.upsert_many(chunks)
         self._repos.export_jobs.insert(job)
-        by_id = {i.item_id: i for i in items}
-        for chunk in chunks:  # each chunk's items are stored before its message, so workers start early
-            self._repos.items.upsert_many(by_id[item_id] for item_id in chunk.item_ids)
-            self._queues.send(EXPORT_QUEUE, {"type": "chunk", "system": system, "kind": kind, "id": subject_id,
-                                             "job": job.job_id, "chunk": chunk.index})
+        try:
+            for chunk in chunks:
+                self._queues.send(EXPORT_QUEUE, {"type": "chunk", "system": system, "kind": kind, "id": subject_id,
+                                                 "job": job.job_id, "chunk": chunk.index})
+        except DomainError:
+            self._withdraw(job, chunks)
+            raise
         log.info("export job %s for %s/%s: %d items, %d occurrences, %d chunks", job.job_id, system,
                  connection.row_key(), len(items), total, len(chunks))
         return self._job_json(job, chunks)
+
+    def _withdraw(self, job: ExportJob, chunks: list[ExportChunk]) -> None:
+        """Queueing failed midway: take the job back, so no job waits forever for messages never sent. A chunk
+        whose message went out finds no job and is dropped; its items are stored, and the retried request makes
+        a new job that writes them (creates are idempotent)."""
+        try:
+            self._repos.export_jobs.delete(job.partition_key(), job.row_key())
+            self._repos.export_chunks.delete_many((c.partition_key(), c.row_key()) for c in chunks)
+        except DomainError as exc:
+            log.error("export job %s could not be queued nor withdrawn: %s", job.job_id, exc.code)
 
     def job_status(self, system: str, kind: str, subject_id: str, job_id: str) -> dict[str, Any]:
         self._access.require(system, kind, subject_id)

@@ -32,13 +32,20 @@ from azure.data.tables import (
     UpdateMode,
 )
 
-from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavailable, NotFound
+from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavailable, NotFound, PayloadTooLarge
 from shared.storage import transactions
 from shared.storage.transactions import TransactionRefused
 
 log = logging.getLogger(__name__)
 
 MAX_TRANSACTION = 100  # Table Storage's limit per transaction (one partition)
+# Table Storage's size limits ("Scalability and performance targets for Table storage", "Understanding the Table
+# service data model"): an entity holds at most 1 MiB, a string property 64 KiB (32K UTF-16 units), and a
+# transaction's payload must stay under 4 MiB.
+MAX_ENTITY_BYTES = 1024 * 1024 - 8 * 1024  # less a margin for the system properties and per-property overhead
+MAX_STRING_UNITS = 32 * 1024
+JSON_PART_CHARS = 30_000  # a JSON field longer than this is stored in parts (the JSON is ASCII: a char a unit)
+MAX_TRANSACTION_BYTES = 3 * 1024 * 1024  # of entity JSON, leaving room for the multipart framing
 MAX_FILTER_COMPARISONS = 15  # Table Storage's limit per $filter
 _FORBIDDEN_KEY_CHARS = set('/\\#?') | {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
 _RESERVED = {"PartitionKey", "RowKey", "Timestamp", "etag"}
@@ -57,7 +64,9 @@ class Row:
 
     Every field is stored as a property (key fields too, so decoding needs nothing but properties). Supported
     field types: str, int, float, bool, datetime (UTC), bytes, None-able versions of those, and JSON-able
-    dict/list (stored as a JSON string). `etag` is filled on read and used for conditional writes.
+    dict/list (stored as a JSON string; one longer than a string property holds is stored in parts `name`,
+    `name__1`, ... with their count in `name__parts`, so a row holds up to the entity's 1 MiB). `etag` is filled
+    on read and used for conditional writes.
     """
 
     etag: str | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -94,7 +103,7 @@ class RowCodec(Generic[R]):
                 continue  # absent property reads back as None
             base = _base_type(hint)
             if base in (dict, list):
-                entity[name] = json.dumps(value, separators=(",", ":"))
+                entity.update(_json_parts(name, json.dumps(value, separators=(",", ":"))))
             elif base is int and not isinstance(value, bool):
                 entity[name] = EntityProperty(value, EdmType.INT64)
             elif base is datetime:
@@ -103,6 +112,7 @@ class RowCodec(Generic[R]):
                 entity[name] = value.astimezone(UTC)
             else:
                 entity[name] = value
+        _check_size(self.row_type.__name__, entity)
         return entity
 
     def from_entity(self, entity: Any) -> R:
@@ -115,6 +125,10 @@ class RowCodec(Generic[R]):
             if hasattr(raw, "value") and hasattr(raw, "edm_type"):
                 raw = raw.value
             if base in (dict, list):
+                parts = entity.get(f"{name}__parts")
+                if parts is not None:
+                    count = int(getattr(parts, "value", parts))
+                    raw = raw + "".join(entity[f"{name}__{i}"] for i in range(1, count))
                 raw = json.loads(raw)
             elif base is int:
                 raw = int(raw)
@@ -124,6 +138,43 @@ class RowCodec(Generic[R]):
         row = self.row_type(**values)
         row.etag = entity.metadata.get("etag") if hasattr(entity, "metadata") else None
         return row
+
+
+def _json_parts(name: str, text: str) -> dict[str, Any]:
+    if len(text) <= JSON_PART_CHARS:
+        return {name: text}
+    parts = [text[i:i + JSON_PART_CHARS] for i in range(0, len(text), JSON_PART_CHARS)]
+    return {name: parts[0], **{f"{name}__{i}": part for i, part in enumerate(parts[1:], 1)},
+            f"{name}__parts": len(parts)}
+
+
+def _check_size(row_type: str, entity: dict[str, Any]) -> None:
+    """Refuse, before sending, a row Table Storage would refuse for its size: a clear 413 rather than the
+    service's 400 turned into a 503 that a retry cannot cure."""
+    total = 0
+    for name, value in entity.items():
+        raw = getattr(value, "value", value)
+        size = 8
+        if isinstance(raw, str):
+            units = len(raw) if raw.isascii() else len(raw) + sum(1 for ch in raw if ord(ch) > 0xFFFF)
+            if units > MAX_STRING_UNITS:
+                raise PayloadTooLarge(f"{row_type}.{name} is too large to store ({units} UTF-16 units; at most "
+                                      f"{MAX_STRING_UNITS})")
+            size = 4 + 2 * units
+        elif isinstance(raw, bytes):
+            size = 4 + len(raw)
+        total += 8 + 2 * len(name) + size
+    if total > MAX_ENTITY_BYTES:
+        raise PayloadTooLarge(f"a {row_type} row would be {total // 1024} KiB; Table Storage stores at most 1 MiB")
+
+
+def _wire_size(entity: dict[str, Any]) -> int:
+    """About how many bytes the entity's JSON takes in a transaction (non-ASCII text travels as \\u escapes)."""
+    size = 0
+    for name, value in entity.items():
+        raw = getattr(value, "value", value)
+        size += len(name) * 2 + 40 + (len(json.dumps(raw)) if isinstance(raw, str) else 32)
+    return size
 
 
 def _base_type(hint: Any) -> Any:
@@ -300,8 +351,7 @@ class TableRepository(Generic[R]):
             by_partition[entity["PartitionKey"]].append(entity)
         written = 0
         for entities in by_partition.values():
-            for start in range(0, len(entities), MAX_TRANSACTION):
-                chunk = entities[start:start + MAX_TRANSACTION]
+            for chunk in _batches(entities):
                 try:
                     self._submit([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in chunk])
                 except TransactionRefused as exc:
@@ -334,6 +384,21 @@ class TableRepository(Generic[R]):
             return transactions.submit(self._client, operations)
         except AzureError as exc:
             raise _unavailable(exc) from None
+
+
+def _batches(entities: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive entities in transactions of at most 100 operations and MAX_TRANSACTION_BYTES of payload."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for entity in entities:
+        cost = _wire_size(entity)
+        if batch and (len(batch) == MAX_TRANSACTION or size + cost > MAX_TRANSACTION_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(entity)
+        size += cost
+    if batch:
+        yield batch
 
 
 def _with_etag(row: R, meta: Any) -> R:
