@@ -25,6 +25,7 @@ OUTCOMES = ["connected", "wrong_account", "consent_denied", "admin_approval_requ
 ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 MAX_TEXT = 4000
+MAX_URL = 2048  # shared.validation.MAX_URL (a unit test holds them equal)
 
 JSON = "application/json"
 HTML = "text/html"
@@ -115,7 +116,8 @@ def _errors(*statuses: int, key: bool = True) -> dict[str, Any]:
         404: "not found: `integration_not_configured`, `connection_not_found`, `not_found`, `export_job_not_found`",
         409: "conflict: `integration_disabled`, `reauthorization_required`, `concurrency_conflict` (retry), "
              "`pull_in_progress`",
-        413: "the body is over 4 MiB (`payload_too_large`)",
+        413: "the body is over 4 MiB, or what it asks to store is over Table Storage's 1 MiB a row "
+             "(`payload_too_large`)",
         415: "the body is not `application/json` (`unsupported_media_type`)",
         422: "the request is well formed but refused (`credentials_invalid` with Microsoft's AADSTS code, "
              "`calendar_not_found`, `space_cannot_sync`)",
@@ -193,12 +195,14 @@ def _schemas() -> dict[str, Any]:
                                                     "for `single_tenant`, recommended otherwise")),
             "enabled": {"type": "boolean", "default": True,
                         "description": "false stops all syncing and refuses new authorizations"},
-            "allowed_return_origins": {"type": "array", "maxItems": 20, "items": _str(example=RETURN_ORIGIN),
+            "allowed_return_origins": {"type": "array", "maxItems": 20,
+                                       "items": _str(maxLength=MAX_URL, example=RETURN_ORIGIN),
                                        "description": "origins (`https://host[:port]`; http only for localhost) "
                                                       "that `return_url` may use"},
-            "client_secret_expires_on": _nullable(_str(description="ISO date or date-time with offset: alerts "
-                                                                   "warn 30 and 7 days before")),
-            "webhook_url": _nullable(_str(description="https URL the feed's changes are POSTed to, signed")),
+            "client_secret_expires_on": _nullable(_str(description="ISO date or date-time with offset, in years "
+                                                                   "1900-2999: alerts warn 30 and 7 days before")),
+            "webhook_url": _nullable(_str(maxLength=MAX_URL,
+                                          description="https URL the feed's changes are POSTed to, signed")),
             "webhook_secret": _str(minLength=32, maxLength=512, writeOnly=True,
                                    description="the HMAC-SHA256 signing secret for webhook deliveries, chosen by "
                                                "the host (printable, no surrounding spaces); required the first "
@@ -253,7 +257,8 @@ def _schemas() -> dict[str, Any]:
             "populate_creator": {"type": "boolean"}, "populate_creator_since": _stamp(), "updated_at": _stamp(),
         }, ["system", "location", "title_mode", "populate_creator"]),
         "AuthorizeRequest": _obj({
-            "return_url": _str(description="where the browser is sent back with `outcome`; its origin must be in "
+            "return_url": _str(maxLength=MAX_URL,
+                               description="where the browser is sent back with `outcome`; its origin must be in "
                                            "`allowed_return_origins`", example=f"{RETURN_ORIGIN}/outlook/done"),
             "space_type": _nullable(_str(description="`container_space_with_seats` cannot be synced (422)")),
             "login_hint": _nullable(_str(description="the account to suggest on Microsoft's sign-in page (a hint "
@@ -583,7 +588,8 @@ def _paths() -> dict[str, Any]:
                 "operationId": "freeBusy", "tags": ["export"],
                 "summary": "Busy intervals of a user's free/busy calendar over a window (at most 62 days)",
                 "parameters": [
-                    _param("start", "query", _str(), "ISO date (from its start) or date-time with offset",
+                    _param("start", "query", _str(), "ISO date (from its start) or date-time with offset, in years "
+                           "1900-2999",
                            required=True, example="2030-06-01"),
                     _param("end", "query", _str(), "ISO date (to its end) or date-time with offset, after start",
                            required=True, example="2030-06-07"),

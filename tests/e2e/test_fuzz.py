@@ -7,7 +7,10 @@ registration, each with a connected user and space, chosen calendars, a location
 export job), so requests get past the 404s into validation, some for generated route parameters, and the
 description's examples (with the real credentials and calendar IDs added). Hand-made requests add what generators
 rarely produce: malformed and non-JSON bodies, odd IDs, unusual time zones and dates, URLs that do not parse,
-unsupported methods, and complete OAuth browser flows (authorize, start, callback, replay). Each generated request
+unsupported methods, and complete OAuth browser flows (authorize, start, callback, replay). A "hostile" branch grafts
+one value of a class that once crashed the app onto a valid request (a trailing or leading newline or control
+character in any path parameter or after a number in the query, a lone surrogate in a body string or key, a body
+nested past the API's depth, a date at year 1 / 9999 with an offset) and requires a refusal. Each generated request
 goes with the function key (header or `code`), without it, or with a wrong one. Every answer is checked:
 
 - never a 5xx, never a stack trace or a source path in the body;
@@ -48,7 +51,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import jsonschema
 import pytest
@@ -341,6 +344,9 @@ class Run:
             except (AssertionError, FailureGroup) as exc:
                 found = "; ".join(str(e).strip().splitlines()[0][:150] for e in getattr(exc, "exceptions", [exc]))
                 self.problem(f"{said}, not as documented ({found}): {where} -> {response.text[:300]}")
+        mutation = (case.headers or {}).get(HOSTILE)
+        if mutation and keyed_ok and status < 400:
+            self.problem(f"{said} to a request with a hostile value ({mutation}); it must be refused: {where}")
         writes = self.recorder.writes.get(tag, [])
         if case.method.upper() not in READS and status >= 400 and writes:
             self.problem(f"{said} but wrote {writes[:3]}: {where}")
@@ -474,6 +480,8 @@ def explicit_requests(world: World) -> Iterator[tuple[str, dict[str, str], dict[
         ("application/json", b"null"), ("application/json", b"\xff\xfe"), ("text/plain", b"{}"),
         ("application/json", json.dumps({"x": "\u0000" * 10}).encode()),
         ("application/merge-patch+json", b'{"two_way": "yes"}'),
+        ("application/json", b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),  # past the parser's recursion
+        ("application/json", b'{"title": "\\ud800", "\\udfff": 1}'),
     ]
     keyed = [
         ("PUT", f"/api/systems/{system}/integration"),
@@ -487,7 +495,7 @@ def explicit_requests(world: World) -> Iterator[tuple[str, dict[str, str], dict[
         for media_type, body in bodies:
             yield method, {"path": path, "content-type": media_type}, {"data": body}
     odd_ids = ["%2e%2e", "a%23b", "a%3Fb", "%00", "a%0Ab", "%E2%80%8F", "x" * 65, "-lead", "%C3%A9t%C3%A9",
-               "a%5Cb", "a%2Fb"]
+               "a%5Cb", "a%2Fb", "a%0A", "a%0D%0A", "a%00", "%0Aa"]
     for odd in odd_ids:
         for path in (f"/api/systems/{odd}/integration", f"/api/systems/{system}/locations/{odd}",
                      f"/api/systems/{system}/connections/user/{odd}", f"/api/systems/{odd}/alerts",
@@ -729,7 +737,7 @@ def check_raw(run: Run, method: str, path: str, kwargs: dict[str, Any], response
 
 # How often each kind of request is drawn: mostly schema-conforming and schema-breaking ones against the real
 # route parameters (deep validation), some against generated ones (routing, 404s), and the documented examples.
-WEIGHTS = {"positive": 3, "negative": 3, "positive-free": 1, "negative-free": 1, "example": 2}
+WEIGHTS = {"positive": 3, "negative": 3, "positive-free": 1, "negative-free": 1, "example": 2, "hostile": 2}
 
 
 def fuzz_operation(run: Run, operation: Any, world: World, label: str, budget: int) -> None:
@@ -739,6 +747,8 @@ def fuzz_operation(run: Run, operation: Any, world: World, label: str, budget: i
         branches[f"{mode.value}-free"] = operation.as_strategy(generation_mode=mode)
         if pins:
             branches[mode.value] = st.sampled_from(pins).flatmap(functools.partial(_pinned, operation, mode))
+        if pins and mode == GenerationMode.POSITIVE:  # a valid request with one hostile value grafted on
+            branches["hostile"] = branches[mode.value].flatmap(hostile)
     examples = _examples(operation, pins)
     if examples:
         branches["example"] = st.one_of(examples)
@@ -757,6 +767,103 @@ def fuzz_operation(run: Run, operation: Any, world: World, label: str, budget: i
         run.send(case, key, mode, compare_snapshot=quiet and run.quiet_mutations % SNAPSHOT_EVERY == 0)
 
     fuzz()
+
+
+# --- hostile values (issue 12): each class below must be refused with a 4xx, never a 5xx, and write nothing -------
+
+HOSTILE = "x-fuzz-hostile"  # header naming the mutation, so the check knows the request must be refused
+CONTROL = ["\n", "\r\n", "\r", "\t", "\x00", "\x0b", "\x1b", "\x7f", "\x85", "\u2028"]
+SURROGATES = ["\ud800", "\udbff", "\udc00", "\udfff"]
+EXTREME_DATES = ["0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00-14:00", "9999-12-31T23:59:59-14:00",
+                 "9999-12-31T23:59:59+14:00", "0001-01-01", "9999-12-31", "1899-12-31T23:59:59Z",
+                 "3000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999-00:01"]
+DATE_FIELDS = {"start", "end", "client_secret_expires_on"}
+NUMBER_PARAMETERS = {"cursor", "limit"}
+
+
+def hostile(case: schemathesis.Case) -> Any:
+    """One mutation of a valid request: a trailing (or leading) newline or control character in a path parameter,
+    a lone surrogate in a body string or key, a body nested deeper than the API allows, an extreme date with an
+    offset in a date field, a control character after a number in the query."""
+    options: list[tuple[str, str]] = [("path", name) for name in sorted(case.path_parameters or {})]
+    options += [("query", name) for name in sorted(case.query or {}) if name in DATE_FIELDS | NUMBER_PARAMETERS]
+    if isinstance(case.body, dict) and "json" in str(case.media_type):
+        options += [("surrogate", ""), ("nesting", "")]
+        if _date_paths(case.body) or case.operation.path.endswith("/integration"):
+            options.append(("date", ""))
+    if not options:
+        return st.just(case)
+    return st.sampled_from(options).flatmap(lambda option: _mutated(case, *option))
+
+
+def _mutated(case: schemathesis.Case, kind: str, name: str) -> Any:
+    def mark(case: schemathesis.Case, what: str) -> schemathesis.Case:
+        case.headers = {**(case.headers or {}), HOSTILE: what}
+        return case
+
+    if kind == "path":
+        def path(control: str, leading: bool) -> schemathesis.Case:
+            value = str(case.path_parameters[name])
+            # Percent-encoded here: schemathesis puts path parameters into the URL as they are.
+            case.path_parameters = {**case.path_parameters,
+                                    name: quote(control + value if leading else value + control, safe="")}
+            return mark(case, f"path {name} {control!r}")
+        return st.builds(path, st.sampled_from(CONTROL), st.booleans())
+    if kind == "query":
+        values = st.sampled_from(EXTREME_DATES) if name in DATE_FIELDS else st.sampled_from(CONTROL).map(
+            lambda control: f"{case.query[name]}{control}")
+
+        def query(value: str) -> schemathesis.Case:
+            case.query = {**case.query, name: value}
+            return mark(case, f"query {name}")
+        return values.map(query)
+    if kind == "surrogate":
+        def surrogate(char: str, in_key: bool, pick: int) -> schemathesis.Case:
+            strings = _string_paths(case.body)
+            if in_key or not strings:
+                case.body = {**case.body, f"x{char}": "x"}
+            else:
+                parent, key = strings[pick % len(strings)]
+                parent[key] = f"{parent[key]}{char}"
+            return mark(case, "surrogate")
+        return st.builds(surrogate, st.sampled_from(SURROGATES), st.booleans(), st.integers(0, 1000))
+    if kind == "nesting":
+        def nesting(depth: int, field: str) -> schemathesis.Case:
+            value: Any = []
+            for _ in range(depth):  # json.dumps recurses: far deeper and the client itself fails
+                value = [value]
+            case.body = {**case.body, field: value}
+            return mark(case, f"nesting {depth}")
+        return st.builds(nesting, st.integers(17, 500), st.sampled_from(sorted(case.body) or ["x"]))
+
+    def date(value: str, pick: int) -> schemathesis.Case:
+        paths = _date_paths(case.body)
+        if paths:
+            parent, key = paths[pick % len(paths)]
+            parent[key] = value
+        else:
+            case.body = {**case.body, "client_secret_expires_on": value}
+        return mark(case, f"date {value}")
+    return st.builds(date, st.sampled_from(EXTREME_DATES), st.integers(0, 1000))
+
+
+def _walk(value: Any) -> Iterator[tuple[Any, Any]]:
+    """(container, key or index) of every value inside a JSON body."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        pairs = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, inner in pairs:
+            yield node, key
+            stack.append(inner)
+
+
+def _string_paths(body: Any) -> list[tuple[Any, Any]]:
+    return [(parent, key) for parent, key in _walk(body) if isinstance(parent[key], str)]
+
+
+def _date_paths(body: Any) -> list[tuple[Any, Any]]:
+    return [(parent, key) for parent, key in _walk(body) if key in DATE_FIELDS and isinstance(parent[key], str)]
 
 
 def _pinned(operation: Any, mode: GenerationMode, pin: dict[str, str]) -> Any:

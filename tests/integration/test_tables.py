@@ -12,7 +12,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 
 from devstack.azurite import Azurite
 from devstack.ports import free_port
-from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavailable, NotFound
+from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavailable, NotFound, PayloadTooLarge
 from shared.storage import transactions
 from shared.storage.tables import Row, TableRepository, check_key
 
@@ -116,6 +116,33 @@ def test_upsert_many_chunks_over_100_per_partition(repo):
     # upserting again is idempotent
     assert repo.upsert_many(rows) == 250
     assert sum(1 for _ in repo.query()) == 250
+
+
+def test_a_json_field_longer_than_a_string_property_is_stored_in_parts(repo):
+    """A string property holds 64 KiB (32K UTF-16 units); Azurite refuses more (PropertyValueTooLarge)."""
+    slots = [{"key": f"{n:06d}".ljust(64, "x"), "zone": "America/Argentina/ComodRivadavia"} for n in range(1500)]
+    row = Booking(system="s1", booking_id="long", slots=slots, meta={"note": "\u00e9" * 40_000})
+    repo.upsert(row)
+    assert repo.get("s1", "long") == row
+    shorter = Booking(system="s1", booking_id="long", slots=slots[:2])
+    repo.upsert(shorter)  # a replace: the longer version's parts are gone
+    assert repo.get("s1", "long") == shorter
+    assert repo.upsert_many([row]) == 1 and repo.get("s1", "long") == row
+
+
+def test_a_row_storage_would_refuse_for_its_size_is_a_413_before_sending(repo):
+    with pytest.raises(PayloadTooLarge, match="title"):
+        repo.upsert(Booking(system="s1", booking_id="t", title="a" * 40_000))
+    with pytest.raises(PayloadTooLarge, match="1 MiB"):
+        repo.upsert(Booking(system="s1", booking_id="t", slots=["a" * 1000] * 600))
+    assert repo.get("s1", "t") is None
+
+
+def test_upsert_many_keeps_each_transaction_under_4_mib(repo):
+    rows = [Booking(system="s1", booking_id=f"b{i:03d}", slots=["e" * 30_000] * 3, title="\u00e9" * 8000)
+            for i in range(40)]
+    assert repo.upsert_many(rows) == 40  # about 5 MiB of JSON: two transactions, not one
+    assert [r.booking_id for r in repo.partition("s1")] == [r.booking_id for r in rows]
 
 
 def test_delete_many_tolerates_missing_rows(repo):

@@ -208,3 +208,12 @@ def test_the_route_serves_the_document_anonymously():
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert json.loads(response.get_body()) == document()
+
+
+def test_the_documented_input_limits_are_the_enforced_ones():
+    from shared import openapi, validation
+    from shared.export import items
+
+    assert openapi.MAX_URL == validation.MAX_URL
+    assert openapi.MAX_TEXT == items.MAX_TEXT
+    assert f"{validation.MIN_YEAR}-{validation.MAX_YEAR}" in json.dumps(document())
