@@ -28,6 +28,8 @@ from shared.validation import field
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Graph's calendar IDs are about 150 characters; the bound keeps a caller's text out of Graph paths and table rows.
+MAX_CALENDAR_ID = 1024
 
 
 class NoMailboxAccess(DomainError):
@@ -185,6 +187,8 @@ class ConnectionService:
                 value = field(body, name, str, required=False)
                 if name == "location" and value is not None:
                     validation.identifier(value, "location")
+                elif value is not None:
+                    validation.bounded(value, name, MAX_CALENDAR_ID)
                 changes[name] = value
         if "two_way" in body:
             changes["two_way"] = field(body, "two_way", bool)

@@ -38,6 +38,7 @@ from shared.validation import field
 log = logging.getLogger(__name__)
 
 CONTAINER_SPACE = "container_space_with_seats"
+MAX_LOGIN_HINT = 256  # a sign-in name (UPN or email address, at most 254); it is kept in the sealed flow
 
 
 class ReturnUrlNotAllowed(DomainError):
@@ -146,6 +147,8 @@ class OAuthService:
         return_url = field(body, "return_url", str)
         space_type = field(body, "space_type", str, required=False)
         login_hint = field(body, "login_hint", str, required=False)
+        if login_hint is not None:
+            validation.bounded(login_hint, "login_hint", MAX_LOGIN_HINT)
         expected = _expected_account(field(body, "expected_account", str, required=False))
         if expected and login_hint and login_hint.strip().lower() != expected:
             raise ValidationFailed("login_hint", "must be the same account as expected_account, or left out")

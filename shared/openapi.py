@@ -261,7 +261,8 @@ def _schemas() -> dict[str, Any]:
                                description="where the browser is sent back with `outcome`; its origin must be in "
                                            "`allowed_return_origins`", example=f"{RETURN_ORIGIN}/outlook/done"),
             "space_type": _nullable(_str(description="`container_space_with_seats` cannot be synced (422)")),
-            "login_hint": _nullable(_str(description="the account to suggest on Microsoft's sign-in page (a hint "
+            "login_hint": _nullable(_str(maxLength=256,
+                                         description="the account to suggest on Microsoft's sign-in page (a hint "
                                                      "only; must equal `expected_account` when both are sent)")),
             "expected_account": _nullable(_str(maxLength=254, description=(
                 "the only account this sign-in may connect: its UPN or email, compared case-insensitively with "
@@ -294,8 +295,9 @@ def _schemas() -> dict[str, Any]:
         "ConnectionChoices": _obj({
             "sync_resource": _nullable(_str(description="mailbox address to write to (a room delegated to the "
                                                         "signed-in account); empty for the account's own")),
-            "sync_calendar_id": _nullable(_str(description="a writable calendar of the sync resource")),
-            "freebusy_calendar_id": _nullable(_str(description="users only: the calendar free/busy reads")),
+            "sync_calendar_id": _nullable(_str(maxLength=1024, description="a writable calendar of the sync resource")),
+            "freebusy_calendar_id": _nullable(_str(maxLength=1024,
+                                                   description="users only: the calendar free/busy reads")),
             "location": _nullable(_identifier("spaces only: the host's location ID")),
             "two_way": {"type": "boolean", "description": "spaces only: publish Outlook-side bookings"},
         }, additionalProperties=False, description="Only the fields sent change; a field of the other kind is "

@@ -137,6 +137,13 @@ def mailbox(value: str, name: str) -> str:
     return value.lower()
 
 
+def bounded(value: str, name: str, limit: int) -> str:
+    """Free text that is stored or sent on (a hint, an ID Microsoft issued): at most `limit` characters."""
+    if len(value) > limit:
+        raise ValidationFailed(name, f"is {len(value)} characters long; at most {limit}")
+    return value
+
+
 def one_of(value: str, allowed: tuple[str, ...], name: str) -> str:
     if value not in allowed:
         raise ValidationFailed(name, f"must be one of {', '.join(allowed)}")

@@ -166,3 +166,18 @@ def test_feed_parameters_are_whole_numbers_only(api, simulator, directory, syste
     connect(api, simulator, system, "space", "s1", directory.staff)
     response = api.get(f"/api/systems/{system}/connections/space/s1/external-events", params=query)
     refused(response, field)
+
+
+def test_a_100000_character_login_hint_is_refused(api, system):
+    """On the old code the sealed flow holding it was over a string property's 64 KiB: a 503."""
+    response = api.post(f"/api/systems/{system}/connections/space/s1/authorize",
+                        json={"return_url": RETURN_URL, "login_hint": "a" * 100_000 + "@example.edu"})
+    refused(response, "login_hint")
+
+
+@pytest.mark.parametrize("field", ["sync_calendar_id", "freebusy_calendar_id"])
+def test_a_100000_character_calendar_id_is_refused_before_graph_is_asked(api, simulator, system, staff, field):
+    before = simulator.sim.counters.snapshot()["counts"].get("graph.requests", 0)
+    response = api.patch(f"/api/systems/{system}/connections/user/u1", json={field: "A" * 100_000})
+    refused(response, field)
+    assert simulator.sim.counters.snapshot()["counts"].get("graph.requests", 0) == before
