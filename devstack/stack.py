@@ -92,7 +92,10 @@ class LocalStack:
             self._start_simulator()
 
         # The example's values are the defaults (schedules and the like); local.settings.json overrides them.
-        local = {**load_local_settings(REPO / "local.settings.example.json"), **load_local_settings(self.settings_file)}
+        own = load_local_settings(self.settings_file)
+        local = {**load_local_settings(REPO / "local.settings.example.json"), **own}
+        # Webhook receivers on this machine are loopback http servers; local.settings.json may still say false.
+        local["WEBHOOK_ALLOW_LOOPBACK"] = own.get("WEBHOOK_ALLOW_LOOPBACK", "true")
         self.function_key = local.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         self.master_key = local.get("LOCAL_MASTER_KEY") or secrets.token_urlsafe(32)
         self.env = {

@@ -4,18 +4,25 @@ Saving validates the credentials against Microsoft's token endpoint first, then 
 (a new version), then the row; a failed check changes nothing. The secret never leaves this module except to
 MSAL: responses show only whether one is set, a short hint and its expiry. The webhook signing secret, chosen by
 the host, goes to Key Vault the same way; responses only say whether one is set (see shared/webhooks.py).
+
+The webhook URL is the one URL a caller sets that this app fetches itself (return URLs and allowed return origins
+are only where browsers are sent back to). Saving it checks where it leads (shared/outbound.py: https, no internal
+addresses); its query may carry the receiver's token, so a URL with a query goes to Key Vault too and the row and
+responses show it as `...?<redacted>`. Sending that redacted form back keeps the stored URL.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared import validation
 from shared.clock import Clock, iso, utcnow
 from shared.errors import ConcurrencyConflict, Conflict, NotFound, ValidationFailed
 from shared.identity import IdentityPlatform
 from shared.models import ACCOUNT_TYPES, TITLE_MODES, Integration, LocationSettings
+from shared.outbound import REDACTED, Outbound, redact
 from shared.secrets import SecretStore, secret_name
 from shared.settings import Settings
 from shared.storage.repositories import Integrations, Locations
@@ -29,6 +36,11 @@ MAX_WEBHOOK_SECRET_LENGTH = 512
 def webhook_secret_name(system: str) -> str:
     """The Key Vault secret holding a system's webhook signing secret (the row keeps only its version)."""
     return secret_name("webhooksecret", system)
+
+
+def webhook_url_name(system: str) -> str:
+    """The Key Vault secret holding a system's full webhook URL when it has a query (the row keeps it redacted)."""
+    return secret_name("webhookurl", system)
 
 
 class IntegrationDisabled(Conflict):
@@ -63,7 +75,7 @@ class ClientSecrets:
 class IntegrationService:
     def __init__(
         self, integrations: Integrations, locations: Locations, store: SecretStore, secrets: ClientSecrets,
-        identity: IdentityPlatform, settings: Settings, clock: Clock = utcnow,
+        identity: IdentityPlatform, settings: Settings, clock: Clock = utcnow, *, outbound: Outbound | None = None,
     ) -> None:
         self._integrations = integrations
         self._locations = locations
@@ -72,6 +84,7 @@ class IntegrationService:
         self._identity = identity
         self._settings = settings
         self._clock = clock
+        self._outbound = outbound or Outbound.from_settings(settings)
 
     # --- reads used by the other services ------------------------------------------------------------------------
 
@@ -100,7 +113,7 @@ class IntegrationService:
         """Create or replace the integration; returns its description and whether it was created."""
         validation.identifier(system, "system")
         current = self._integrations.find(system)
-        candidate, new_secret, new_webhook_secret = self._parse(system, body, current)
+        candidate, new_secret, new_webhook_secret, new_webhook_url = self._parse(system, body, current)
         secret = new_secret if new_secret is not None else self.secrets.value(candidate)
         self._identity.check_credentials(candidate, secret)  # raises with Microsoft's code
 
@@ -114,6 +127,9 @@ class IntegrationService:
             candidate.webhook_secret_version = self._store.set(
                 webhook_secret_name(system), new_webhook_secret, content_type="webhook signing secret",
                 tags={"system": system})
+        if new_webhook_url is not None:
+            candidate.webhook_url_version = self._store.set(webhook_url_name(system), new_webhook_url,
+                                                            content_type="webhook URL", tags={"system": system})
         candidate.credentials_ok, candidate.credentials_error = True, None
         candidate.credentials_checked_at = now
         candidate.updated_at = now
@@ -144,7 +160,7 @@ class IntegrationService:
 
     def _parse(
         self, system: str, body: dict[str, Any], current: Integration | None
-    ) -> tuple[Integration, str | None, str | None]:
+    ) -> tuple[Integration, str | None, str | None, str | None]:
         client_id = validation.guid(field(body, "client_id", str), "client_id")
         account_type = validation.one_of(field(body, "account_type", str), ACCOUNT_TYPES, "account_type")
         tenant_id = field(body, "tenant_id", str, required=account_type == "single_tenant")
@@ -161,23 +177,42 @@ class IntegrationService:
         if not all(isinstance(o, str) for o in origins) or len(origins) > 20:
             raise ValidationFailed("allowed_return_origins", "must be a list of at most 20 origin strings")
         expires = field(body, "client_secret_expires_on", str, required=False)
-        webhook = field(body, "webhook_url", str, required=False)
-        webhook_url = validation.https_url(webhook, "webhook_url") if webhook else None
+        webhook_url, webhook_url_version, new_webhook_url = self._webhook_url(body, current)
         webhook_secret = _webhook_secret(body, webhook_url, current)
+        enabled = field(body, "enabled", bool, required=False, default=True)
+        allowed_origins = sorted({validation.origin(o, "allowed_return_origins") for o in origins})
+        expires_on = validation.day_or_datetime(expires, "client_secret_expires_on") if expires else None
+        if webhook_url:  # last: the only check that needs the network (a DNS lookup)
+            self._outbound.check(new_webhook_url or webhook_url, "webhook_url")
         return Integration(
             system=system,
             client_id=client_id,
             account_type=account_type,
             tenant_id=tenant_id,
-            enabled=field(body, "enabled", bool, required=False, default=True),
-            allowed_origins=sorted({validation.origin(o, "allowed_return_origins") for o in origins}),
+            enabled=enabled,
+            allowed_origins=allowed_origins,
             secret_name=secret_name("clientsecret", system),
             secret_version=current.secret_version if current else "",
             secret_hint=current.secret_hint if current else "",
-            secret_expires_on=validation.day_or_datetime(expires, "client_secret_expires_on") if expires else None,
+            secret_expires_on=expires_on,
             webhook_url=webhook_url,
+            webhook_url_version=webhook_url_version,
             webhook_secret_version=current.webhook_secret_version if current else "",
-        ), secret, webhook_secret
+        ), secret, webhook_secret, new_webhook_url
+
+    def _webhook_url(self, body: dict[str, Any], current: Integration | None) -> tuple[str | None, str, str | None]:
+        """(the row's URL, the Key Vault version of the full one, a full URL to store now); its form only."""
+        value = field(body, "webhook_url", str, required=False)
+        if not value:
+            return None, "", None
+        url = validation.https_url(value, "webhook_url", allow_http=self._outbound.allow_loopback)
+        kept = current is not None and current.webhook_url_version and url == current.webhook_url
+        if not kept and urlsplit(url).query == REDACTED:
+            raise ValidationFailed("webhook_url", "has a redacted query but no stored URL to keep: send the full URL")
+        if kept and current is not None:
+            return current.webhook_url, current.webhook_url_version, None
+        shown = redact(url)
+        return (shown, "", None) if shown == url else (shown, "", url)
 
     def _to_json(self, integration: Integration) -> dict[str, Any]:
         now = self._clock()

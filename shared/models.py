@@ -43,7 +43,8 @@ class Integration(Row):
     secret_version: str = ""
     secret_hint: str = ""  # first characters only, so an admin can tell which secret is in use
     secret_expires_on: datetime | None = None
-    webhook_url: str | None = None
+    webhook_url: str | None = None  # without its query (which may hold a token): ?<redacted> when it has one
+    webhook_url_version: str = ""  # the Key Vault version of the full URL, when it has a query
     webhook_secret_version: str = ""  # the signing secret itself is in Key Vault
     credentials_ok: bool = True
     credentials_error: str | None = None  # AADSTS code of the last failed check

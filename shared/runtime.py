@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shared.health import HealthService
     from shared.integrations import IntegrationService
     from shared.oauth import OAuthService
+    from shared.outbound import Resolver
     from shared.pull import PullService
     from shared.secrets import SecretStore
     from shared.storage.queues import QueueSender
@@ -54,8 +55,9 @@ class Services:
     webhooks: WebhookService
 
 
-def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
-    """Everything wired once; `clock` is injectable so tests can run the services in simulated time."""
+def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver | None = None) -> Services:
+    """Everything wired once; `clock` is injectable so tests can run the services in simulated time, `resolver`
+    (the DNS lookups behind caller-set URLs) so they can make a name's answer change."""
     from shared.alerts import AlertService
     from shared.connections import ConnectionAccess, ConnectionService
     from shared.crypto import Cipher, DataKeyring
@@ -68,6 +70,7 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     from shared.identity import IdentityPlatform, http_session
     from shared.integrations import ClientSecrets, IntegrationService
     from shared.oauth import OAuthService
+    from shared.outbound import system_resolver
     from shared.pull import PullService
     from shared.secrets import SecretStore, TransactionKey
     from shared.storage.queues import QueueSender
@@ -75,7 +78,7 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     from shared.storage.tables import table_service
     from shared.token_health import TokenHealthService
     from shared.tokens import TokenService
-    from shared.webhooks import WebhookService, webhook_session
+    from shared.webhooks import WebhookService, webhook_client
 
     tables = table_service(settings)
     repos = Repositories.build(tables, settings.table_prefix)
@@ -86,8 +89,9 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     identity = IdentityPlatform(settings, session)
     client_secrets = ClientSecrets(secrets)
     alerts = AlertService(repos.alerts, retention_days=settings.alert_resolved_retention_days, clock=clock)
+    outbound = webhook_client(settings, resolver or system_resolver)
     integrations = IntegrationService(repos.integrations, repos.locations, secrets, client_secrets, identity,
-                                      settings, clock)
+                                      settings, clock, outbound=outbound)
     tokens = TokenService(repos.token_caches, repos.refresh_schedule, cipher, identity, client_secrets,
                           refresh_idle_days=settings.token_refresh_idle_days, clock=clock)
     access = ConnectionAccess(repos.connections, integrations, tokens, alerts, clock)
@@ -96,7 +100,7 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
                         BatchExecutor(graph, global_limit=settings.graph_global_concurrency), clock,
                         transaction_key=TransactionKey(secrets))
     export = ExportService(repos, access, integrations, engine, queues, alerts, clock)
-    webhooks = WebhookService(repos, secrets, queues, alerts, webhook_session(settings), clock=clock)
+    webhooks = WebhookService(repos, secrets, queues, alerts, outbound, clock=clock)
     pull = PullService(repos, access, integrations, graph, queues, horizon_days=settings.pull_horizon_days,
                        clock=clock, on_published=webhooks.on_published)
     return Services(

@@ -54,6 +54,9 @@ class Settings:
     # Two-way sync: how far ahead room calendars are read.
     pull_horizon_days: int = 180
 
+    # Local stack only: lets webhooks go to http and loopback receivers (nothing else internal). Refused in Azure.
+    webhook_allow_loopback: bool = False
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
         env = os.environ if env is None else env
@@ -87,8 +90,12 @@ class Settings:
                                                   "ALERT_RESOLVED_RETENTION_DAYS"),
             "graph_global_concurrency": _int(get("GRAPH_GLOBAL_CONCURRENCY", "16"), "GRAPH_GLOBAL_CONCURRENCY"),
             "pull_horizon_days": _int(get("PULL_HORIZON_DAYS", "180"), "PULL_HORIZON_DAYS"),
+            "webhook_allow_loopback": _bool(get("WEBHOOK_ALLOW_LOOPBACK", "false"), "WEBHOOK_ALLOW_LOOPBACK"),
         }
         values.update(explicit)
+        if values["webhook_allow_loopback"] and get("WEBSITE_INSTANCE_ID"):
+            # WEBSITE_INSTANCE_ID is set by App Service on every instance: this is Azure, not a laptop.
+            raise ConfigurationError("setting WEBHOOK_ALLOW_LOOPBACK is for the local stack only; not in Azure")
         settings = cls(**values)
         settings.validate()
         return settings
@@ -123,6 +130,13 @@ class Settings:
     def tls_verify(self) -> str | bool:
         """What to give `requests`/azure-core as `verify`: the extra CA bundle, or the default trust store."""
         return self.outbound_ca_bundle or True
+
+
+def _bool(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false", "1", "0", ""):
+        raise ConfigurationError(f"setting {name} must be true or false, got {value!r}")
+    return lowered in ("true", "1")
 
 
 def _int(value: str, name: str) -> int:

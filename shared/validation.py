@@ -6,6 +6,7 @@ Patterns are matched with `fullmatch`: `re.match` with `$` lets a trailing newli
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, date, datetime
 from typing import Any
@@ -61,7 +62,8 @@ def _split(value: str) -> SplitResult | None:
 
 
 def origin(value: str, name: str) -> str:
-    """`https://host[:port]` (http only for loopback), normalised to lower case without a trailing slash."""
+    """`https://host[:port]` (http only for loopback), normalised to lower case without a trailing slash. Origins
+    are where browsers are sent back to, never fetched by this app (that is shared/outbound.py's business)."""
     short_url(value, name)
     parts = _split(value)
     if parts is None:
@@ -87,16 +89,26 @@ def short_url(value: str, name: str) -> None:
         raise ValidationFailed(name, f"is {len(value)} characters long; at most {MAX_URL}")
 
 
-def https_url(value: str, name: str) -> str:
+def https_url(value: str, name: str, *, allow_http: bool = False) -> str:
+    """The URL's form only; shared/outbound.py checks where it leads (and allows http to loopback only)."""
     short_url(value, name)
     parts = _split(value)
     if parts is None:
         raise ValidationFailed(name, "must be an https URL")
-    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
-        raise ValidationFailed(name, "must be an https URL")
+    if parts.scheme != "https" and not (allow_http and parts.scheme == "http" and _loopback_name(parts.hostname)):
+        raise ValidationFailed(name, "must be an https URL (http only to loopback, on the local stack)")
     if not parts.hostname or parts.username or parts.password or parts.fragment:
         raise ValidationFailed(name, "must be an absolute URL without credentials or fragment")
+    if any(c.isspace() or not c.isprintable() for c in value.strip()):
+        raise ValidationFailed(name, "must be without spaces or control characters")
     return value.strip()
+
+
+def _loopback_name(host: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return host in _LOOPBACK
 
 
 def day_or_datetime(value: str, name: str) -> datetime:

@@ -22,14 +22,16 @@ should refuse a timestamp more than 5 minutes from its own clock (a replayed or 
 signed afresh), and answer a 2xx quickly once it has stored the changes.
 
 Delivery is at least once and not necessarily in order: anything but a 2xx within `TIMEOUT_SECONDS` (redirects
-are not followed) is retried from the queue with exponential backoff and jitter (30 s, 1 min, 2 min, ... at most
-1 h), with a fresh timestamp and signature but the same `X-Webhook-Id` and the same changes. Receivers dedupe by
-change `id` (or delivery ID) and order by `seq`. After `MAX_ATTEMPTS` failed attempts the batch is given up and
-a `webhook_failing` alert is raised; nothing is lost, since the feed keeps every change for the host to read by
-cursor. The next successful delivery resolves the alert.
+are not followed; the URL's host is resolved and checked on every attempt, see shared/outbound.py) is retried
+from the queue with exponential backoff and jitter (30 s, 1 min, 2 min, ... at most 1 h), with a fresh timestamp
+and signature but the same `X-Webhook-Id` and the same changes. Receivers dedupe by change `id` (or delivery ID)
+and order by `seq`. After `MAX_ATTEMPTS` failed attempts the batch is given up and a `webhook_failing` alert is
+raised, naming only a coarse reason (`timeout`, `connection_refused`, `tls_error`, `http_4xx`, `http_5xx`,
+`blocked_address`, `dns_failure`, ...); nothing is lost, since the feed keeps every change for the host to read
+by cursor. The next successful delivery resolves the alert.
 
 The secret and request signatures never appear in logs; neither does the webhook URL (it may carry a token in its
-query), only its host name.
+query, and is kept in Key Vault when it has one), only its host name.
 """
 
 from __future__ import annotations
@@ -45,14 +47,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from shared import validation
 from shared.alerts import WEBHOOK_FAILING, AlertService
 from shared.clock import Clock, utcnow
 from shared.errors import ValidationFailed
-from shared.integrations import webhook_secret_name
+from shared.integrations import webhook_secret_name, webhook_url_name
 from shared.models import Connection, FeedEntry, Integration, connection_partition
+from shared.outbound import Outbound, Resolver, system_resolver
 from shared.pull import feed_json
 from shared.secrets import SecretStore
 from shared.settings import Settings
@@ -77,18 +78,13 @@ def signature(secret: str, timestamp: int | str, body: bytes) -> str:
     return hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def webhook_session(settings: Settings) -> requests.Session:
-    """Its own pool, apart from the one that talks to Microsoft: no proxies from the environment, the app's trust
-    store."""
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = settings.tls_verify
-    session.headers["User-Agent"] = USER_AGENT
-    return session
+def webhook_client(settings: Settings, resolver: Resolver = system_resolver) -> Outbound:
+    """Apart from the session that talks to Microsoft: the caller chose this URL, so it gets the SSRF checks."""
+    return Outbound.from_settings(settings, resolver=resolver, user_agent=USER_AGENT)
 
 
 class WebhookSecrets:
-    """Signing secrets by Key Vault version, cached in memory (a version's value never changes)."""
+    """Signing secrets and full URLs by Key Vault version, cached in memory (a version's value never changes)."""
 
     def __init__(self, store: SecretStore) -> None:
         self._store = store
@@ -96,7 +92,15 @@ class WebhookSecrets:
         self._lock = threading.Lock()
 
     def value(self, integration: Integration) -> str:
-        key = (webhook_secret_name(integration.system), integration.webhook_secret_version)
+        return self._get((webhook_secret_name(integration.system), integration.webhook_secret_version))
+
+    def url(self, integration: Integration) -> str:
+        """The URL to POST to: the row's, or the full one from Key Vault when the row shows it redacted."""
+        if not integration.webhook_url_version:
+            return str(integration.webhook_url)
+        return self._get((webhook_url_name(integration.system), integration.webhook_url_version))
+
+    def _get(self, key: tuple[str, str]) -> str:
         with self._lock:
             cached = self._values.get(key)
         if cached is not None:
@@ -111,7 +115,7 @@ class WebhookSecrets:
 class Attempt:
     ok: bool
     status: int | None  # the HTTP status, None when there was no answer
-    problem: str  # for logs and the alert: "HTTP 500", "ConnectTimeout", ...
+    problem: str  # for logs and the alert, coarse: "http_5xx", "timeout", "blocked_address", ...
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ class Delivery:
 
 class WebhookService:
     def __init__(self, repos: Repositories, store: SecretStore, queues: QueueSender, alerts: AlertService,
-                 session: requests.Session, *, backoff_base: float = BACKOFF_BASE_SECONDS,
+                 client: Outbound, *, backoff_base: float = BACKOFF_BASE_SECONDS,
                  backoff_cap: float = BACKOFF_CAP_SECONDS, max_attempts: int = MAX_ATTEMPTS,
                  batch_size: int = BATCH_SIZE, timeout: float = TIMEOUT_SECONDS, clock: Clock = utcnow) -> None:
         if max_attempts < 1 or batch_size < 1 or backoff_base < 0 or backoff_cap < 0:
@@ -155,7 +159,7 @@ class WebhookService:
         self._secrets = WebhookSecrets(store)
         self._queues = queues
         self._alerts = alerts
-        self._session = session
+        self._client = client
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_attempts = max_attempts
@@ -192,6 +196,7 @@ class WebhookService:
             log.error("webhook of system %s has no signing secret; delivery dropped", job.system)
             return "dropped: no signing secret"
         secret = self._secrets.value(integration)
+        url = self._secrets.url(integration)
         partition = connection_partition(job.system, "space", job.space)
         cursor, sent, posts = job.from_seq - 1, 0, 0
         while cursor < job.to_seq:
@@ -200,7 +205,7 @@ class WebhookService:
             if not entries:
                 break
             delivery_id = f"{job.delivery}-{entries[0].seq}"
-            attempt = self._post(integration, secret, job, entries, delivery_id)
+            attempt = self._post(integration, url, secret, job, entries, delivery_id)
             if not attempt.ok:
                 return self._failed(job, entries[0].seq, attempt, integration)
             posts, sent, cursor = posts + 1, sent + len(entries), entries[-1].seq
@@ -208,7 +213,7 @@ class WebhookService:
             self._alerts.resolve(job.system, WEBHOOK_FAILING, ALERT_SUBJECT)
         return f"delivered {sent} change(s) in {posts} POST(s)" if posts else "nothing to deliver"
 
-    def _post(self, integration: Integration, secret: str, job: Delivery, entries: list[FeedEntry],
+    def _post(self, integration: Integration, url: str, secret: str, job: Delivery, entries: list[FeedEntry],
               delivery_id: str) -> Attempt:
         body = json.dumps({"system": job.system, "space": job.space, "changes": [feed_json(e) for e in entries]},
                           separators=(",", ":")).encode("utf-8")
@@ -219,14 +224,8 @@ class WebhookService:
             "X-Webhook-Timestamp": str(timestamp),
             "X-Webhook-Signature": f"{SIGNATURE_VERSION}={signature(secret, timestamp, body)}",
         }
-        try:
-            with self._session.post(str(integration.webhook_url), data=body, headers=headers, timeout=self._timeout,
-                                    allow_redirects=False, stream=True) as response:
-                status = response.status_code
-        except requests.RequestException as exc:  # the type only: messages can carry the URL
-            outcome = Attempt(False, None, type(exc).__name__)
-        else:
-            outcome = Attempt(200 <= status < 300, status, f"HTTP {status}")
+        answer = self._client.post(url, body, headers, self._timeout)  # checks the address again: DNS may change
+        outcome = Attempt(answer.ok, answer.status, answer.reason)
         log.info("webhook %s to %s for %s/%s seq %d-%d (attempt %d): %s", delivery_id, _host(integration),
                  job.system, job.space, entries[0].seq, entries[-1].seq, job.attempt + 1,
                  "delivered" if outcome.ok else outcome.problem)

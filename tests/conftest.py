@@ -170,6 +170,7 @@ def app_server(
         "TOKEN_SWEEP_SCHEDULE": "0 0 0 1 1 *",
         "EXPORT_RETRY_SCHEDULE": "0 0 0 1 1 *",
         "PULL_SCHEDULE": "0 0 0 1 1 *",
+        "WEBHOOK_ALLOW_LOOPBACK": "true",  # the tests' webhook receivers listen on 127.0.0.1
     }
     saved = dict(os.environ)
     os.environ.update(env)

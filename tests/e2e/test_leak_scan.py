@@ -1,16 +1,21 @@
-"""After a full run (integration saved, a user and a space connected, calendars chosen, a token sweep with
-refreshes, failures and alerts), no table row, log line or response holds a secret or token in clear."""
+"""After a full run (integration saved, a user and a space connected, calendars chosen, a webhook delivered to a
+live receiver whose URL carries a token, a token sweep with refreshes, failures and alerts), no table row, log line
+or response holds a secret or token in clear."""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets as random_secrets
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.data.tables import TableServiceClient
 
 from devstack.ports import free_port
+from devstack.serving import serve_in_thread, shutdown
 from shared.runtime import build_services
 from shared.secrets import TXN_KEY_SECRET_NAME
 from shared.settings import Settings
@@ -30,6 +35,24 @@ class Capture(logging.Handler):
 
 
 @pytest.fixture
+def receiver():
+    """A host's webhook endpoint: records the query string of every POST and answers 204."""
+    queries: list[str] = []
+    seen = threading.Event()
+
+    def endpoint(environ, start_response):
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        queries.append(environ.get("QUERY_STRING", ""))
+        seen.set()
+        start_response("204 No Content", [])
+        return [b""]
+
+    server = serve_in_thread(endpoint, free_port(), name="leak-scan-receiver")
+    yield server.server_port, queries, seen
+    shutdown(server)
+
+
+@pytest.fixture
 def logs():
     capture = Capture()
     root = logging.getLogger()
@@ -41,7 +64,8 @@ def logs():
     root.setLevel(previous)
 
 
-def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs, storage_connection_string):
+def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs, storage_connection_string,
+                                                      receiver):
     responses: list[str] = []
     api.session.hooks["response"].append(
         lambda r, *a, **k: responses.append(f"{r.status_code} {dict(r.headers)} {r.text}"))
@@ -55,8 +79,10 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
     d = make_directory(simulator, app.redirect_uri)
     system = new_system()
     webhook_secret = "whsec-" + "k3y" * 12
+    port, queries, delivered = receiver
+    url_token = "urltok-" + random_secrets.token_hex(16)  # a receiver's token in the webhook URL's query
     configure(api, system, d, client_secret_expires_on="2030-01-01",
-              webhook_url=f"http://127.0.0.1:{free_port()}/hooks", webhook_secret=webhook_secret)
+              webhook_url=f"http://127.0.0.1:{port}/hooks?token={url_token}", webhook_secret=webhook_secret)
     api.put(f"/api/systems/{system}/integration", json={"client_id": d.client_id, "account_type": "common",
                                                         "client_secret": "wrong-secret-value-123"})
     connect(api, simulator, system, "user", "u1", d.staff)
@@ -76,7 +102,15 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
     simulator.sim.graph.create_event(d.room, {
         "subject": "Made in Outlook", "start": {"dateTime": "2030-02-02T09:00:00", "timeZone": "UTC"},
         "end": {"dateTime": "2030-02-02T10:00:00", "timeZone": "UTC"}}, as_user=d.other_staff)
-    build_services(Settings.from_env(os.environ)).pull.pull(system, "s1")
+    puller = build_services(Settings.from_env(os.environ)).pull
+    puller.pull(system, "s1")  # the baseline
+    soon = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT09:00:00")  # inside the pull's horizon
+    simulator.sim.graph.create_event(d.room, {
+        "subject": "Also made in Outlook", "start": {"dateTime": soon, "timeZone": "UTC"},
+        "end": {"dateTime": soon.replace("T09", "T10"), "timeZone": "UTC"}}, as_user=d.other_staff)
+    assert puller.pull(system, "s1")["published"] == 1
+    assert delivered.wait(30), "the webhook was not delivered"  # by the app's queue worker, logging at DEBUG
+    assert queries == [f"token={url_token}"]
     api.get(f"/api/systems/{system}/connections/space/s1/external-events?cursor=0")
     api.get(f"/api/systems/{system}/connections/user/u1/freebusy?start=2030-02-01T00:00:00Z&end=2030-02-03T00:00:00Z")
     harvest()
@@ -103,7 +137,7 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
     data_key = timed.secrets.get(timed.settings.data_key_secret_name).value
     txn_key = timed.secrets.get(TXN_KEY_SECRET_NAME).value  # exists: the run exported events
     secrets = {"client secret": d.secret, "data key": data_key, "wrong secret": "wrong-secret-value-123",
-               "webhook secret": webhook_secret, "transactionId key": txn_key}
+               "webhook secret": webhook_secret, "transactionId key": txn_key, "webhook URL token": url_token}
     assert len(tokens) >= 6  # codes, access and refresh tokens of two connections and their rotations
     needles = {**secrets, **{f"token {t[:12]}…": t for t in tokens}}
 

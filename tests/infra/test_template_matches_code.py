@@ -21,6 +21,8 @@ NOT_SET_IN_AZURE = {
     "OUTBOUND_CA_BUNDLE": "local stack only (its private CA); Azure uses the default trust store",
     "LOCAL_FUNCTION_KEY": "local stack only; Azure manages function keys",
     "LOCAL_MASTER_KEY": "local stack only; Azure manages the master key",
+    "WEBHOOK_ALLOW_LOOPBACK": "local stack only (webhooks to a receiver on the laptop); the app refuses it in Azure",
+    "WEBSITE_INSTANCE_ID": "set by the App Service platform on every instance",
     "FUNCTIONS_WORKER_RUNTIME": "Flex Consumption takes the language from functionAppConfig.runtime, not from an "
                                 "app setting",
 }

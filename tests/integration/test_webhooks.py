@@ -11,6 +11,9 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -22,8 +25,10 @@ from werkzeug.wrappers import Request, Response
 from devstack.ports import free_port
 from devstack.serving import serve_in_thread, shutdown
 from shared import runtime
+from shared.errors import ValidationFailed
 from shared.integrations import webhook_secret_name
-from shared.webhooks import BACKOFF_CAP_SECONDS, MAX_ATTEMPTS, WebhookService, webhook_session
+from shared.settings import Settings
+from shared.webhooks import BACKOFF_CAP_SECONDS, MAX_ATTEMPTS, WebhookService, webhook_client
 from tests.helpers import connect, integration_body, new_system
 
 SECRET = "whsec-" + "7f3a9c01e4b2d658" * 3  # the host's choice: 54 characters
@@ -39,28 +44,33 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int
+    query: str = ""
 
 
 class Receiver:
     """Records every POST; answers 500 to the next `fail_next` of them and to the n-th POSTs in `fail_numbers`,
-    204 otherwise."""
+    a redirect to `redirect_to` when that is set, 204 otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.requests: list[Received] = []
         self.fail_next = 0
         self.fail_numbers: set[int] = set()
+        self.redirect_to = ""
         self._lock = threading.Lock()
-        self.server = serve_in_thread(self._app, free_port(), name="webhook-receiver")
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/outlook"
+        self.server = serve_in_thread(self._app, free_port(), name="webhook-receiver", ssl_context=ssl_context)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}/hooks/outlook"
 
     def _app(self, environ, start_response):
         request = Request(environ)
         body = request.get_data()
         with self._lock:
             status = 500 if self.fail_next > 0 or len(self.requests) + 1 in self.fail_numbers else 204
+            status = 307 if self.redirect_to and status == 204 else status
             self.fail_next = max(0, self.fail_next - 1)
-            self.requests.append(Received(dict(request.headers), body, status))
-        return Response(status=status)(environ, start_response)
+            self.requests.append(Received(dict(request.headers), body, status, request.query_string.decode()))
+        headers = {"Location": self.redirect_to} if status == 307 else {}
+        return Response(status=status, headers=headers)(environ, start_response)
 
     def delivered(self) -> list[Received]:
         with self._lock:
@@ -95,7 +105,7 @@ def receiver():
 def worker(app, monkeypatch) -> WebhookService:
     """The app's own webhook worker, rebuilt with a tiny backoff base and 4 attempts."""
     live = runtime.services()
-    fast = WebhookService(live.repos, live.secrets, live.queues, live.alerts, webhook_session(live.settings),
+    fast = WebhookService(live.repos, live.secrets, live.queues, live.alerts, webhook_client(live.settings),
                           backoff_base=0.5, max_attempts=4)
     monkeypatch.setattr(live, "webhooks", fast)
     return fast
@@ -222,7 +232,7 @@ def test_repeated_failure_raises_an_alert_and_the_feed_keeps_the_change(room, re
         time.sleep(0.2)
     (alert,) = room.alerts()
     assert alert["status"] == "open" and alert["subject"] == "integration"
-    assert "HTTP 500" in alert["message"] and "feed" in alert["message"]
+    assert "http_5xx" in alert["message"] and "feed" in alert["message"]  # the class, not the exact status
     assert len(receiver.requests) == worker.max_attempts
     assert [c["event_id"] for c in room.feed()] == [made["id"]]  # nothing is lost
     time.sleep(2.5)
@@ -288,3 +298,211 @@ def test_backoff_doubles_with_jitter_up_to_an_hour():
         assert 0.8 * nominal <= default.backoff(retry) <= 1.2 * nominal
     assert default.backoff(MAX_ATTEMPTS + 20) <= BACKOFF_CAP_SECONDS
     assert default.max_attempts == MAX_ATTEMPTS
+
+
+# --- where a webhook may go (SSRF) -----------------------------------------------------------------------------
+
+
+class Dns:
+    """A resolver answering from a table the test edits (the outbound module's DNS edge)."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        if host not in self.answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return self.answers[host]
+
+
+def services_without_loopback(resolver=None) -> runtime.Services:
+    """The app's services as they are in Azure: WEBHOOK_ALLOW_LOOPBACK off (the test app has it on)."""
+    return runtime.build_services(Settings.from_env(os.environ, webhook_allow_loopback=False), resolver=resolver)
+
+
+INTERNAL = ["https://169.254.169.254/metadata/instance", "https://10.0.0.7/hooks", "https://172.16.5.4/",
+            "https://192.168.1.1/", "https://100.64.0.1/hooks", "https://168.63.129.16/machine", "https://0.0.0.0/",
+            "https://0.1.2.3/", "https://224.0.0.1/", "https://[fe80::1]/", "https://[fc00::1]/",
+            "https://[::ffff:10.0.0.1]/", "https://[::ffff:169.254.169.254]/", "https://[64:ff9b::a00:1]/",
+            "https://[2002:a9fe:a9fe::]/"]
+
+
+@pytest.mark.parametrize("url", INTERNAL)
+def test_webhook_urls_to_internal_addresses_get_a_400_naming_the_field(api, directory, url):
+    """Even with loopback allowed (the test app), nothing else internal is: each is refused when saved."""
+    system = new_system()
+    response = api.put(f"/api/systems/{system}/integration",
+                       json=integration_body(directory, webhook_url=url, webhook_secret=SECRET))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["details"]["field"] == "webhook_url"
+    assert "internal address" in error["message"]
+    assert api.get(f"/api/systems/{system}/integration").json()["configured"] is False
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://93.184.215.14/x", "must be an https URL"),  # http only to loopback
+    ("https://hooks.nowhere.invalid/x", "does not resolve"),
+    ("https://hooks.example.edu/a b", "without spaces"),
+])
+def test_webhook_urls_that_cannot_be_checked_get_a_400(api, directory, url, problem):
+    response = api.put(f"/api/systems/{new_system()}/integration",
+                       json=integration_body(directory, webhook_url=url, webhook_secret=SECRET))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"]["field"] == "webhook_url"
+    assert problem in response.json()["error"]["message"]
+
+
+def test_with_loopback_off_loopback_names_and_addresses_are_refused(app, directory, receiver):
+    """As in Azure: 127.x, [::1], ::ffff:127.0.0.1, a name resolving to loopback, a decimal spelling of
+    127.0.0.1, and plain http are all refused at save, although a receiver is listening there."""
+    services = services_without_loopback()
+    port = receiver.port
+    for url in (f"https://127.0.0.1:{port}/hooks", f"https://127.8.9.10:{port}/", f"https://[::1]:{port}/",
+                f"https://[::ffff:127.0.0.1]:{port}/", f"https://localhost:{port}/", f"https://localhost.:{port}/",
+                f"https://2130706433:{port}/", f"http://127.0.0.1:{port}/hooks"):
+        with pytest.raises(ValidationFailed) as refused:
+            services.integrations.save(new_system(), integration_body(directory, webhook_url=url,
+                                                                      webhook_secret=SECRET))
+        assert refused.value.field == "webhook_url", url
+    assert receiver.requests == []
+
+
+def test_a_loopback_webhook_saved_where_allowed_is_refused_at_delivery_where_not(room, receiver):
+    """The delivery-time check stands on its own: a row pointing at loopback (saved by the local stack) is not
+    delivered by an instance with loopback off."""
+    room.book_in_outlook("Checked twice", 3)
+    room.pull()
+    receiver.wait_delivered()
+    services = services_without_loopback()
+    strict = WebhookService(services.repos, services.secrets, services.queues, services.alerts,
+                            webhook_client(services.settings), max_attempts=1)
+    outcome = strict.process({"system": room.system, "space": "r1", "from_seq": 1, "to_seq": room.feed()[-1]["seq"]})
+    assert outcome == "given up after 1 attempts (blocked_address)"
+    assert len(receiver.requests) == 1  # only the delivery the loopback-allowing app made
+
+
+def test_a_name_that_rebinds_to_loopback_after_the_save_is_refused_at_delivery(api, simulator, directory, system,
+                                                                               receiver):
+    """DNS rebinding: the name resolves to a public address when saved, to 127.0.0.1 (where a receiver listens)
+    when delivered. The delivery resolves again, refuses, and never connects."""
+    connect(api, simulator, system, "space", "r1", directory.staff)
+    assert api.patch(f"/api/systems/{system}/connections/space/r1",
+                     json={"sync_resource": directory.room, "two_way": True}).status_code == 200
+    room = Room(api, simulator, directory, system)
+    room.pull()
+    room.book_in_outlook("Rebound", 5)
+    assert room.pull()["published"] == 1  # no webhook yet: nothing queued
+
+    dns = Dns({"hooks.rebind.example": ["93.184.215.14"]})
+    services = services_without_loopback(dns)
+    url = f"https://hooks.rebind.example:{receiver.port}/hooks/outlook"
+    saved, _ = services.integrations.save(system, integration_body(directory, webhook_url=url, webhook_secret=SECRET))
+    assert saved["webhook"]["url"] == url and dns.asked == ["hooks.rebind.example"]  # checked, public: accepted
+
+    dns.answers["hooks.rebind.example"] = ["127.0.0.1"]
+    worker = WebhookService(services.repos, services.secrets, services.queues, services.alerts,
+                            webhook_client(services.settings, dns), max_attempts=1)
+    outcome = worker.process({"system": system, "space": "r1", "from_seq": 1, "to_seq": room.feed()[-1]["seq"]})
+    assert outcome == "given up after 1 attempts (blocked_address)"
+    assert dns.asked == ["hooks.rebind.example"] * 2  # resolved again at delivery
+    assert receiver.requests == []
+    (alert,) = room.alerts()
+    assert "blocked_address" in alert["message"] and "127.0.0.1" not in alert["message"]
+
+
+def test_a_redirect_is_not_followed(room, receiver, worker):
+    elsewhere = Receiver()
+    try:
+        receiver.redirect_to = elsewhere.url
+        room.book_in_outlook("Moved?", 7)
+        room.pull()
+        deadline = time.monotonic() + WAIT
+        while not room.alerts() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (alert,) = room.alerts()
+        assert "http_3xx" in alert["message"]
+        assert [r.status for r in receiver.requests] == [307] * worker.max_attempts
+        assert elsewhere.requests == []
+    finally:
+        shutdown(elsewhere.server)
+
+
+def test_an_unreachable_endpoint_is_alerted_with_a_coarse_reason_only(room, receiver, worker):
+    closed = free_port()  # nothing listens there
+    url = f"http://localhost:{closed}/hooks"
+    assert room.api.put(f"/api/systems/{room.system}/integration",
+                        json=integration_body(room.directory, webhook_url=url)).status_code == 200
+    room.book_in_outlook("Nobody home", 9)
+    room.pull()
+    deadline = time.monotonic() + WAIT
+    while not room.alerts() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (alert,) = room.alerts()
+    assert "connection_refused" in alert["message"]
+    assert "localhost" in alert["message"]  # the host the admin set, not the address it resolved to, nor the port
+    assert str(closed) not in alert["message"] and "127.0.0.1" not in alert["message"]
+    assert "Errno" not in alert["message"]
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_certificate_for_the_name(app, local_tls):
+    """The local CA's certificate is for localhost/127.0.0.1: a delivery to https://localhost goes to the address
+    that was checked with SNI and verification on "localhost"; the same address under another name fails TLS."""
+    tls_receiver = Receiver(ssl_context=local_tls.server_context())
+    try:
+        dns = Dns({"localhost": ["127.0.0.1"], "hooks.example.edu": ["127.0.0.1"]})
+        client = webhook_client(runtime.services().settings, dns)
+        port = tls_receiver.port
+        answer = client.post(f"https://localhost:{port}/in?token=t1", b"{}", {"Content-Type": "application/json"}, 5)
+        assert (answer.status, answer.reason) == (204, "http_2xx")
+        (seen,) = tls_receiver.requests
+        assert seen.headers["Host"] == f"localhost:{port}" and seen.query == "token=t1"
+        wrong = client.post(f"https://hooks.example.edu:{port}/in", b"{}", {}, 5)
+        assert (wrong.status, wrong.reason) == (None, "tls_error")
+        assert len(tls_receiver.requests) == 1
+        assert dns.asked == ["localhost", "hooks.example.edu"]
+    finally:
+        shutdown(tls_receiver.server)
+
+
+def test_the_webhook_urls_query_stays_out_of_logs_rows_and_responses(room, receiver, caplog, app,
+                                                                     storage_connection_string):
+    """The query may carry the receiver's token: it reaches the receiver and nothing else, even at DEBUG (the
+    request line urllib3's pool logs), and is kept in Key Vault, shown as ?<redacted>."""
+    from azure.data.tables import TableServiceClient
+
+    caplog.set_level(logging.DEBUG)
+    token = "tok" + os.urandom(12).hex()
+    url = f"{receiver.url}?token={token}"
+    saved = room.api.put(f"/api/systems/{room.system}/integration",
+                         json=integration_body(room.directory, webhook_url=url))
+    assert saved.status_code == 200, saved.text
+    shown = f"{receiver.url}?<redacted>"
+    assert saved.json()["webhook_url"] == shown and saved.json()["webhook"]["url"] == shown
+    room.book_in_outlook("Token bearer", 10)
+    room.pull()
+    (delivered,) = receiver.wait_delivered()
+    assert delivered.query == f"token={token}"  # the full URL was used
+
+    again = room.api.put(f"/api/systems/{room.system}/integration",  # the shown URL sent back keeps the stored one
+                         json=integration_body(room.directory, webhook_url=shown))
+    assert again.status_code == 200, again.text
+    room.book_in_outlook("Token bearer 2", 12)
+    room.pull()
+    assert receiver.wait_delivered(2)[-1].query == f"token={token}"
+    fetched = room.api.get(f"/api/systems/{room.system}/integration")
+
+    table = TableServiceClient.from_connection_string(storage_connection_string).get_table_client(
+        app.env["TABLE_PREFIX"] + "integrations")
+    row = str(dict(table.get_entity(room.system, "integration")))
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)
+    assert any("webhook" in r.getMessage() for r in caplog.records)
+    for where, text in (("logs", caplog.text), ("row", row), ("PUT", saved.text + again.text),
+                        ("GET", fetched.text)):
+        assert token not in text, where
+
+    fresh = room.api.put(f"/api/systems/{new_system()}/integration",
+                         json=integration_body(room.directory, webhook_url=shown, webhook_secret=SECRET))
+    assert fresh.status_code == 400 and "redacted" in fresh.json()["error"]["message"]
