@@ -217,6 +217,7 @@ class IntegrationService:
     def _to_json(self, integration: Integration) -> dict[str, Any]:
         now = self._clock()
         expires = integration.secret_expires_on
+        shown_url = redact(integration.webhook_url) if integration.webhook_url else None  # rows from before, too
         return {
             "system": integration.system,
             "configured": True,
@@ -236,8 +237,8 @@ class IntegrationService:
                 "microsoft_code": integration.credentials_error,
                 "checked_at": iso(integration.credentials_checked_at),
             },
-            "webhook_url": integration.webhook_url,
-            "webhook": {"url": integration.webhook_url, "secret_set": bool(integration.webhook_secret_version)},
+            "webhook_url": shown_url,
+            "webhook": {"url": shown_url, "secret_set": bool(integration.webhook_secret_version)},
             "redirect_uri": self._settings.redirect_uri,
             "sign_in": sign_in_json(integration, self._identity.authority(integration)),
             "note": "A newly registered app can take a few minutes before Microsoft accepts its credentials.",

@@ -201,8 +201,10 @@ def _schemas() -> dict[str, Any]:
                                                       "that `return_url` may use"},
             "client_secret_expires_on": _nullable(_str(description="ISO date or date-time with offset, in years "
                                                                    "1900-2999: alerts warn 30 and 7 days before")),
-            "webhook_url": _nullable(_str(maxLength=MAX_URL,
-                                          description="https URL the feed's changes are POSTed to, signed")),
+            "webhook_url": _nullable(_str(maxLength=MAX_URL, description=(
+                "https URL the feed's changes are POSTed to, signed. Refused (400) when its host resolves to a "
+                "loopback, private, link-local, CGNAT or other internal address; a query is kept in Key Vault and "
+                "shown as `?<redacted>`, and sending that shown URL back keeps the stored one"))),
             "webhook_secret": _str(minLength=32, maxLength=512, writeOnly=True,
                                    description="the HMAC-SHA256 signing secret for webhook deliveries, chosen by "
                                                "the host (printable, no surrounding spaces); required the first "
@@ -229,7 +231,7 @@ def _schemas() -> dict[str, Any]:
                 "microsoft_code": _nullable(_str()),
                 "checked_at": _stamp(),
             }),
-            "webhook_url": _nullable(_str()),
+            "webhook_url": _nullable(_str(description="the webhook URL, its query (if any) shown as `?<redacted>`")),
             "webhook": _obj({"url": _nullable(_str()), "secret_set": {"type": "boolean"}}),
             "redirect_uri": _str(description="the redirect URI to register (platform Web)"),
             "sign_in": _obj({

@@ -63,3 +63,13 @@ def test_table_prefix_must_be_a_valid_table_name_start():
     assert Settings.from_env({"TABLE_PREFIX": "ci42"}).table_prefix == "ci42"
     with pytest.raises(ConfigurationError, match="table_prefix"):
         Settings.from_env({"TABLE_PREFIX": "4-bad"})
+
+
+def test_webhook_loopback_is_off_by_default_and_refused_in_azure():
+    assert Settings.from_env({}).webhook_allow_loopback is False
+    assert Settings.from_env({"WEBHOOK_ALLOW_LOOPBACK": "true"}).webhook_allow_loopback is True
+    with pytest.raises(ConfigurationError, match="WEBHOOK_ALLOW_LOOPBACK"):
+        Settings.from_env({"WEBHOOK_ALLOW_LOOPBACK": "yes please"})
+    with pytest.raises(ConfigurationError, match="local stack only"):  # App Service sets WEBSITE_INSTANCE_ID
+        Settings.from_env({"WEBHOOK_ALLOW_LOOPBACK": "true", "WEBSITE_INSTANCE_ID": "a1b2c3"})
+    assert Settings.from_env({"WEBSITE_INSTANCE_ID": "a1b2c3"}).webhook_allow_loopback is False
