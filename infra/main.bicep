@@ -68,6 +68,9 @@ param pullSchedule string = '0 */5 * * * *'
 @maxValue(730)
 param pullHorizonDays int = 180
 
+@description('NCRONTAB schedule (six fields, UTC) of the purge of expired pending authorizations (FLOW_PURGE_SCHEDULE).')
+param flowPurgeSchedule string = '0 40 * * * *'
+
 @description('Replication of the storage account.')
 @allowed([
   'Standard_LRS'
@@ -240,6 +243,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     EXPORT_RETRY_SCHEDULE: exportRetrySchedule
     PULL_SCHEDULE: pullSchedule
     PULL_HORIZON_DAYS: string(pullHorizonDays)
+    FLOW_PURGE_SCHEDULE: flowPurgeSchedule
   }
   dependsOn: [
     functionApp

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shared.connections import ConnectionService
     from shared.crypto import Cipher
     from shared.export.service import ExportService
+    from shared.flow_purge import FlowPurge
     from shared.freebusy import FreeBusyService
     from shared.health import HealthService
     from shared.integrations import IntegrationService
@@ -53,6 +54,7 @@ class Services:
     freebusy: FreeBusyService
     pull: PullService
     webhooks: WebhookService
+    flow_purge: FlowPurge
 
 
 def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver | None = None) -> Services:
@@ -63,6 +65,7 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
     from shared.crypto import Cipher, DataKeyring
     from shared.export.engine import SyncEngine
     from shared.export.service import ExportService
+    from shared.flow_purge import FlowPurge
     from shared.freebusy import FreeBusyService
     from shared.graph.batch import BatchExecutor
     from shared.graph.client import GraphClient
@@ -123,6 +126,7 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
         freebusy=FreeBusyService(access, graph),
         pull=pull,
         webhooks=webhooks,
+        flow_purge=FlowPurge(repos.flows, clock),
     )
 
 

@@ -171,6 +171,7 @@ def app_server(
         "EXPORT_RETRY_SCHEDULE": "0 0 0 1 1 *",
         "PULL_SCHEDULE": "0 0 0 1 1 *",
         "WEBHOOK_ALLOW_LOOPBACK": "true",  # the tests' webhook receivers listen on 127.0.0.1
+        "FLOW_PURGE_SCHEDULE": "0 0 0 1 1 *",
     }
     saved = dict(os.environ)
     os.environ.update(env)

@@ -69,8 +69,9 @@ class PendingFlows(TableRepository[PendingFlow]):
     table = "pendingflows"
     row_type = PendingFlow
 
-    def expired(self, now: datetime) -> Iterator[PendingFlow]:
-        return self.query("expires_at lt @now", parameters={"now": now})
+    def expired(self, now: datetime, *, page_size: int = 200) -> Iterator[PendingFlow]:
+        """Flows whose expiry has passed, by a filter on the expiry property (pages read as the caller goes)."""
+        return self.query("expires_at lt @now", parameters={"now": now}, page_size=page_size)
 
 
 class RefreshSchedule(TableRepository[RefreshDue]):
