@@ -6,6 +6,11 @@ Kinds:
 - "reset": the connection drops before any work is done;
 - "timeout_after_commit": the work is done (an event is created) and then the connection drops, so the client
   never sees the answer. This is the case that makes naive retries create duplicates.
+- "duplicate_transaction": a create is accepted as a new event even though an event with its `transactionId`
+  exists. Graph documents `transactionId` as a way "to avoid redundant POST operations in case of client retries"
+  (https://learn.microsoft.com/graph/api/resources/event), not as a guarantee; a peer saw two concurrent creates
+  with one transactionId both accepted on real Graph (reported in this project's issue 13). Under this fault only
+  the app's own claim on the occurrence stops a duplicate.
 
 A rule fires by probability (with a seedable RNG, so a failing run can be replayed), for the next N matching
 requests, or both (matching requests fire with that probability until the rule has fired N times). Rules filter
@@ -19,13 +24,14 @@ import random
 import threading
 from dataclasses import asdict, dataclass
 
-KINDS = ("429", "503", "504", "reset", "timeout_after_commit")
+KINDS = ("429", "503", "504", "reset", "timeout_after_commit", "duplicate_transaction")
 _ALIASES = {
     "throttle": "429", "throttled": "429", "too_many_requests": "429",
     "unavailable": "503", "service_unavailable": "503",
     "gateway_timeout": "504", "timeout": "504",
     "connection_reset": "reset", "drop": "reset",
     "timeout_after_commit": "timeout_after_commit", "commit_then_drop": "timeout_after_commit",
+    "transaction_race": "duplicate_transaction",
 }
 
 

@@ -4,6 +4,14 @@ Microsoft Graph service-specific throttling limits (Outlook service limits): per
 requests per 10 minutes and at most 4 concurrent requests; over either, 429 with `Retry-After`. Throttled
 requests still count against the budget, so a client that hammers a throttled mailbox digs itself deeper.
 
+A 429 is not advice: "When a throttling threshold is exceeded, Microsoft Graph limits any further requests from that
+client app for some time" and "If the request fails again with a 429 error code, you are still being throttled"
+(https://learn.microsoft.com/graph/throttling). So once a mailbox is throttled with `Retry-After` N (a budget
+refusal, or an injected 429 standing for another burst), every request of that app to that mailbox before the N
+seconds are up is refused again, with the remaining wait, and counted (Outlook service limits:
+https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits). A concurrency refusal is the exception:
+its slot frees as soon as one of the four requests in flight ends, so it does not bar the mailbox.
+
 Latency is injected while the request holds its in-flight slot: a slow Graph is exactly what makes a fifth
 concurrent request collide with four unfinished ones.
 """
@@ -43,7 +51,7 @@ class Latency:
 
 @dataclass(frozen=True)
 class Rejection:
-    reason: str  # "concurrency" or "budget"
+    reason: str  # "concurrency", "budget" or "blocked" (sent before an earlier Retry-After was up)
     retry_after: int
 
     @property
@@ -59,6 +67,7 @@ class _KeyState:
     window_start: float = 0.0
     count: int = 0
     peak: int = 0
+    blocked_until: float = 0.0  # simulated time before which every request is refused again
 
 
 @dataclass
@@ -132,9 +141,11 @@ class Throttle:
                 state.window_start, state.count = now, 0
             state.count += 1  # throttled requests count too
             rejection: Rejection | None = None
-            if limits.enabled and state.count > limits.budget:
+            if limits.enabled and state.count > limits.budget:  # refused until the window ends
                 wait = max(1, math.ceil(state.window_start + limits.window_seconds - now))
                 rejection = Rejection("budget", wait)
+            elif limits.enabled and now < state.blocked_until:
+                rejection = Rejection("blocked", max(1, math.ceil(state.blocked_until - now)))
             elif limits.enabled and state.in_flight >= limits.concurrency:
                 rejection = Rejection("concurrency", limits.concurrency_retry_after)
             else:
@@ -148,6 +159,13 @@ class Throttle:
         self.counters.peak(f"{self.prefix}.inflight.{mailbox.lower()}", in_flight)
         self.counters.peak(f"{self.prefix}.inflight", in_flight)
         return None
+
+    def block(self, client_id: str, mailbox: str, seconds: float) -> None:
+        """Refuse the app's requests to the mailbox for `seconds` (the Retry-After of a 429 just answered)."""
+        now = self.clock.time()
+        with self._lock:
+            state = self._keys.setdefault((client_id, mailbox.lower()), _KeyState(window_start=now))
+            state.blocked_until = max(state.blocked_until, now + max(float(seconds), 0.0))
 
     def release(self, client_id: str, mailbox: str) -> None:
         with self._lock:
@@ -182,7 +200,8 @@ class Throttle:
                 "latency": vars(self.latency).copy(),
                 "mailbox_latency": {k: vars(v).copy() for k, v in self.mailbox_latency.items()},
                 "keys": {
-                    f"{client}|{mailbox}": {"in_flight": s.in_flight, "count": s.count, "peak": s.peak}
+                    f"{client}|{mailbox}": {"in_flight": s.in_flight, "count": s.count, "peak": s.peak,
+                                            "blocked_until": s.blocked_until}
                     for (client, mailbox), s in self._keys.items()
                 },
             }

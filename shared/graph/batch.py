@@ -4,8 +4,15 @@
   concurrent requests per app and mailbox are refused with 429. So one batch in flight per mailbox is exactly the
   mailbox's allowance: a process-wide gate per mailbox keeps two threads (or two executors) from overlapping.
 - Each item is throttled on its own and can come back 429/503/504 inside a 200 envelope with its own
-  `Retry-After`. Only those items are resent, not before that time; meanwhile the next batch is filled with items
-  not yet sent, so a throttled item never holds up the rest.
+  `Retry-After`. Only those items are resent, not before that time. A 503/504 concerns its item: meanwhile the
+  next batch is filled with items not yet sent. A 429 concerns the mailbox: Graph "limits any further requests
+  from that client app for some time" (https://learn.microsoft.com/graph/throttling), so nothing more goes to that
+  mailbox from this executor until its `Retry-After` is up.
+- A `Retry-After` over `max_wait` is not slept in-process and never cut short: the run's unfinished items come
+  back at once as 429 with `retry_after` (seconds left) and `attempts` 0 for those never sent, and the caller
+  hands the work back (a queue message with that visibility timeout, a retry entry due then).
+- An item may carry a `send_by` (the executor's clock): it is never sent, first time or again, after that moment
+  (the caller's claim on it ends), and comes back as status 0 "SendWindowClosed" instead.
 - A failed envelope (429/503/504, a dropped connection, a timeout) is resent whole. Creates must carry a
   `transactionId` so that resending one whose answer was lost returns the event it made instead of a duplicate.
 - Attempts are bounded per item: throttled calls still count against the mailbox's budget, so hammering digs
@@ -53,6 +60,7 @@ class GraphRequest:
     url: str  # relative to the Graph version root, e.g. "/users/room@x.org/events"
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    send_by: float | None = None  # on the executor's clock (`BatchExecutor.now`): never sent after this
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class GraphResult:
     error_code: str | None  # Graph's error code when status >= 400; "transport_error" when status is 0
     attempts: int
     gone: bool = False
+    retry_after: float | None = None  # throttled for longer than the executor sleeps: try again in this many s
 
     @property
     def ok(self) -> bool:
@@ -101,6 +110,16 @@ class _Slot:
     not_before: float = 0.0
 
 
+@dataclass
+class _Bar:
+    """One run's view of its mailbox's throttling: nothing is sent before `until` (the executor's clock); when
+    `handed_back` is set (wall time), the run stops and hands its unfinished items back."""
+
+    until: float = 0.0
+    applied: float = 0.0  # the latest executor-wide bar (wall time) this run has taken into account
+    handed_back: float | None = None
+
+
 class _Token:
     """One forced refresh per run: a second 401 means the grant is gone, not that the token was stale."""
 
@@ -123,7 +142,7 @@ class BatchExecutor:
 
     def __init__(self, client: GraphClient, *, per_mailbox_batches: int = 1, global_limit: int = 16,
                  max_attempts: int = 6, max_wait: float = 30.0, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         if per_mailbox_batches < 1 or global_limit < 1 or max_attempts < 1:
             raise ValueError("per_mailbox_batches, global_limit and max_attempts must be at least 1")
         self._client = client
@@ -134,7 +153,20 @@ class BatchExecutor:
         self._max_wait = max_wait
         self._sleep = sleep
         self._clock = clock
+        self._wall = wall  # the app's clock (epoch seconds): when a mailbox's Retry-After is up, across runs
+        self._bars_lock = threading.Lock()
+        self._bars: dict[str, float] = {}  # mailbox -> wall time before which it is throttled
         self.stats = BatchStats()
+
+    def now(self) -> float:
+        """The executor's clock, for `GraphRequest.send_by`."""
+        return self._clock()
+
+    def throttled_for(self, mailbox: str) -> float:
+        """Seconds left before this executor sends to the mailbox again (0 when it is not throttled)."""
+        with self._bars_lock:
+            until = self._bars.get(mailbox.strip().lower(), 0.0)
+        return max(until - self._wall(), 0.0)
 
     def run(self, token: TokenSource, mailbox: str, requests: Sequence[GraphRequest]) -> list[GraphResult]:
         """Do all of `requests` against one mailbox; answers one result per request, in their order. Exceptions
@@ -144,15 +176,54 @@ class BatchExecutor:
         results: list[GraphResult | None] = [None] * len(requests)
         pending = [_Slot(i, r) for i, r in enumerate(requests)]
         auth = _Token(token)
+        bar = _Bar()
         while pending:
+            self._take_bar(mailbox, bar)
             now = self._clock()
-            ready = [s for s in pending if s.not_before <= now][:MAX_BATCH]
+            if bar.handed_back is not None:
+                left = max(bar.handed_back - self._wall(), 0.0)
+                for slot in pending:
+                    results[slot.index] = GraphResult(slot.request.id, 429, None, "ApplicationThrottled",
+                                                      slot.attempts, retry_after=left)
+                break
+            for slot in pending:
+                if slot.request.send_by is not None and max(slot.not_before, bar.until, now) > slot.request.send_by:
+                    results[slot.index] = GraphResult(slot.request.id, 0, None, "SendWindowClosed", slot.attempts)
+            pending = [s for s in pending if results[s.index] is None]
+            ready = [s for s in pending if max(s.not_before, bar.until) <= now][:MAX_BATCH]
             if not ready:
-                self._sleep(max(min(s.not_before for s in pending) - now, 0.0))
+                if pending:
+                    self._sleep(max(min(max(s.not_before, bar.until) for s in pending) - now, 0.0))
                 continue
-            self._round_trip(auth, mailbox, ready, results)
+            self._round_trip(auth, mailbox, ready, results, bar)
             pending = [s for s in pending if results[s.index] is None]
         return [r for r in results if r is not None]
+
+    def _take_bar(self, mailbox: str, bar: _Bar) -> None:
+        """Take in a Retry-After another run (or an earlier one) of this executor was given for the mailbox."""
+        with self._bars_lock:
+            until = self._bars.get(mailbox.strip().lower(), 0.0)
+        if until <= bar.applied:
+            return
+        bar.applied = until
+        left = until - self._wall()
+        if left > self._max_wait:
+            bar.handed_back = until
+        elif left > 0:
+            bar.until = max(bar.until, self._clock() + left)
+
+    def _throttle(self, mailbox: str, bar: _Bar, seconds: float) -> None:
+        """A 429 bars the whole mailbox for its Retry-After, for this run and the executor's others."""
+        until = self._wall() + seconds
+        with self._bars_lock:
+            key = mailbox.strip().lower()
+            self._bars[key] = max(self._bars.get(key, 0.0), until)
+            for stale in [k for k, v in self._bars.items() if v < until - 7 * 86400]:
+                del self._bars[stale]  # bounded: bars long past are forgotten
+        if seconds > self._max_wait:
+            bar.handed_back = max(bar.handed_back or 0.0, until)
+        else:
+            bar.until = max(bar.until, self._clock() + seconds)
 
     def run_many(self, work: Sequence[tuple[TokenSource, str, Sequence[GraphRequest]]]) -> list[list[GraphResult]]:
         """Several mailboxes at once; entries for the same mailbox still take turns at its gate."""
@@ -165,23 +236,31 @@ class BatchExecutor:
 
     # --- one $batch ---------------------------------------------------------------------------------------------
 
-    def _round_trip(self, auth: _Token, mailbox: str, batch: list[_Slot], results: list[GraphResult | None]) -> None:
+    def _round_trip(self, auth: _Token, mailbox: str, batch: list[_Slot], results: list[GraphResult | None],
+                    bar: _Bar) -> None:
         retries = sum(1 for s in batch if s.attempts > 0)
         for slot in batch:
             slot.attempts += 1
         self.stats.add(items_sent=len(batch), retried_items=retries)
         response = self._post(auth.get(), mailbox, batch)
-        due: dict[tuple[str | None, int], float] = {}
+        due: dict[tuple[str | None, int], float] = {}  # wait key -> when (one draw of jitter)
         if response is None:
             self.stats.add(transport_errors=1, envelope_retries=1)
             for slot in batch:
                 self._again(slot, results, 0, "transport_error", None, None, due)
             return
+        again = self._again
+
+        def retry(slot: _Slot, status: int, code: str | None, body: Any, header: str | None) -> None:
+            if status == 429:
+                self._throttle(mailbox, bar, retry_after(header, slot.attempts))
+            again(slot, results, status, code, body, header, due)
+
         status = response.status_code
         answers = _answers(response) if status == 200 else None
         if answers is not None:
             self.stats.add(batches=1)
-            self._settle(auth, batch, answers, results, due)
+            self._settle(auth, batch, answers, results, due, retry)
             return
         log.debug("graph batch envelope answered %d for %d items", status, len(batch))
         if status == 401 and self._refresh(auth):
@@ -193,7 +272,7 @@ class BatchExecutor:
         if status in RETRY_STATUSES or status == 502:
             self.stats.add(envelope_retries=1)
             for slot in batch:
-                self._again(slot, results, status, code, body, response.headers.get("Retry-After"), due)
+                retry(slot, status, code, body, response.headers.get("Retry-After"))
         else:
             for slot in batch:
                 results[slot.index] = GraphResult(slot.request.id, status, body, code, slot.attempts)
@@ -232,7 +311,8 @@ class BatchExecutor:
         return item
 
     def _settle(self, auth: _Token, batch: list[_Slot], answers: dict[str, Any],
-                results: list[GraphResult | None], due: dict[tuple[str | None, int], float]) -> None:
+                results: list[GraphResult | None], due: dict[tuple[str | None, int], float],
+                retry: Callable[[_Slot, int, str | None, Any, str | None], None]) -> None:
         statuses: Counter[int] = Counter()
         refreshed_now = False
         for slot in batch:
@@ -248,7 +328,7 @@ class BatchExecutor:
             if status in RETRY_STATUSES:
                 if status == 429:
                     self.stats.add(throttled_items=1)
-                self._again(slot, results, status, code, body, headers.get("retry-after"), due)
+                retry(slot, status, code, body, headers.get("retry-after"))
             elif status == 401 and (refreshed_now or self._refresh(auth)):
                 refreshed_now = True  # resend at once with the new token; max_attempts still bounds it
                 self._again(slot, results, status, code, body, "0", due)
@@ -263,14 +343,19 @@ class BatchExecutor:
                header: str | None, due: dict[tuple[str | None, int], float]) -> None:
         """Schedule a retry not before Retry-After (or a jittered backoff), or settle after the last attempt.
         Items of one round trip that wait alike share one not-before time (one draw of jitter), so they come
-        back as one batch instead of scattering into many small ones."""
+        back as one batch instead of scattering into many small ones. A wait over `max_wait` settles the item
+        with `retry_after` instead: the caller hands it back, it is not slept here."""
+        key = (header, slot.attempts)
+        if key not in due:
+            due[key] = self._clock() + retry_after(header, slot.attempts)
+        wait = due[key] - self._clock()
+        if wait > self._max_wait:
+            results[slot.index] = GraphResult(slot.request.id, status, body, code, slot.attempts, retry_after=wait)
+            return
         if slot.attempts >= self._max_attempts:
             results[slot.index] = GraphResult(slot.request.id, status, body, code, slot.attempts)
             return
-        key = (header, slot.attempts)
-        if key not in due:
-            due[key] = self._clock() + min(retry_after(header, slot.attempts), self._max_wait)
-        slot.not_before = due[key]
+        slot.not_before = max(slot.not_before, due[key])
 
 
 def _json(response: requests.Response) -> Any:

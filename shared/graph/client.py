@@ -2,7 +2,9 @@
 rules Graph asks for.
 
 - 429/503/504: wait `Retry-After` when given, else back off exponentially with jitter; throttled calls still
-  count against the budget, so retries are bounded.
+  count against the budget, so retries are bounded. A `Retry-After` longer than MAX_WAIT_SECONDS is not slept
+  in-process, and never cut short either: the GraphError carries it (`retry_after`) so the caller hands its work
+  back (a queue message with that visibility timeout, a retry entry due then).
 - 401: refresh the token once (it may have been revoked or expired early), then give up.
 - Errors come back as `GraphError` with Graph's own error code, never as `requests` exceptions.
 - Every request asks for immutable event IDs (`Prefer: IdType="ImmutableId"`): the sync IDs the product stores
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 503, 504}
 MAX_ATTEMPTS = 5
-MAX_WAIT_SECONDS = 30.0
+MAX_WAIT_SECONDS = 30.0  # the longest wait slept in-process; longer ones are handed back to the caller
 
 TokenSource = Callable[[bool], str]  # force_refresh -> access token
 
@@ -52,10 +54,11 @@ class GraphError(DomainError):
     code = "graph_error"
     status = 502
 
-    def __init__(self, http_status: int, graph_code: str, message: str) -> None:
+    def __init__(self, http_status: int, graph_code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"Microsoft Graph answered {http_status} {graph_code}: {message}", microsoft_code=graph_code)
         self.http_status = http_status
         self.graph_code = graph_code
+        self.retry_after = retry_after  # seconds Graph asked to wait before the next request (429/503)
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,10 @@ class GraphClient:
                 refreshed = True
                 continue
             if response.status_code in RETRY_STATUSES and attempt < MAX_ATTEMPTS:
-                self._sleep(retry_after(response.headers.get("Retry-After"), attempt))
-                continue
+                wait = retry_after(response.headers.get("Retry-After"), attempt)
+                if wait <= MAX_WAIT_SECONDS:
+                    self._sleep(wait)
+                    continue
             if response.status_code >= 400:
                 raise error_from(response)
             if response.status_code == 204 or not response.content:
@@ -141,13 +146,19 @@ class GraphClient:
 
 
 def retry_after(header: str | None, attempt: int) -> float:
-    """Graph's `Retry-After` (seconds) when present, else exponential backoff with jitter."""
+    """Graph's `Retry-After` (seconds) in full when present, else exponential backoff with jitter."""
+    seconds = header_seconds(header)
+    return backoff(attempt) if seconds is None else seconds
+
+
+def header_seconds(header: str | None) -> float | None:
+    """A `Retry-After` of delta-seconds; None when absent or unreadable (Graph sends seconds, not dates)."""
     if header:
         try:
-            return min(max(float(header), 0.0), MAX_WAIT_SECONDS)
+            return max(float(header), 0.0)
         except ValueError:
-            pass
-    return backoff(attempt)
+            return None
+    return None
 
 
 def backoff(attempt: int) -> float:
@@ -161,4 +172,5 @@ def error_from(response: requests.Response) -> GraphError:
         code, message = str(error.get("code") or "unknown"), str(error.get("message") or "")
     except ValueError:
         code, message = "unknown", response.reason or ""
-    return GraphError(response.status_code, code, message[:300])
+    wait = header_seconds(response.headers.get("Retry-After")) if response.status_code in RETRY_STATUSES else None
+    return GraphError(response.status_code, code, message[:300], wait)

@@ -149,9 +149,13 @@ def run(state: GraphState, req: GraphRequest) -> GraphResponse:
             if fault.kind == "reset":
                 raise DropConnection("fault: connection reset")
             if fault.status is not None:
+                if fault.status == 429:  # the mailbox stays throttled for the Retry-After it was told
+                    state.throttle.block(caller.client_id, mailbox.address,
+                                         fault.retry_after if fault.retry_after is not None else 1)
                 return _counted(state, _error(_fault_error(fault.kind, fault.retry_after), req))
         counters.incr(found.route.kind)
-        ctx = Ctx(state, req, caller, mailbox, access, found.calendar_id, found.calendar_named, found.item_id)
+        ctx = Ctx(state, req, caller, mailbox, access, found.calendar_id, found.calendar_named, found.item_id,
+                  fault=fault.kind if fault is not None else None)
         try:
             response = found.route.handler(ctx)
         except GraphError as exc:

@@ -25,6 +25,7 @@ class Ctx:
     calendar_id: str | None  # explicit /calendars/{id}; None = the default calendar (or any, for item IDs)
     calendar_named: bool  # True when the path names a calendar (/calendars/{id} or /calendar)
     item_id: str | None = None
+    fault: str | None = None  # an injected fault the handler acts out (e.g. "duplicate_transaction")
 
     @cached_property
     def prefer(self) -> Prefer:

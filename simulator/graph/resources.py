@@ -105,7 +105,8 @@ def _event_response(ctx: Ctx, inst: Instance, status: int) -> GraphResponse:
 def create_event(ctx: Ctx) -> GraphResponse:
     body = ctx.request.json()
     organizer = ctx.caller.user or ctx.mailbox
-    event, _created = ctx.state.create(ctx.mailbox, ctx.calendar(), body, organizer)
+    event, _created = ctx.state.create(ctx.mailbox, ctx.calendar(), body, organizer,
+                                       dedup=ctx.fault != "duplicate_transaction")
     # A transactionId replay answers 201 with the event the first request made, so a retried create after a
     # lost answer looks exactly like a first create to the client.
     return _event_response(ctx, Instance(event, event.id, event.start, event.end), 201)

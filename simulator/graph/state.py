@@ -50,14 +50,15 @@ class GraphState:
             raise item_not_found()
         return cal
 
-    def create(self, mailbox: User, cal: Calendar, body: dict[str, Any], organizer: User) -> tuple[Event, bool]:
+    def create(self, mailbox: User, cal: Calendar, body: dict[str, Any], organizer: User, *,
+               dedup: bool = True) -> tuple[Event, bool]:
         """Create an event, honouring `transactionId`: a replay of the same create answers the event it made
-        (no duplicate); the same transactionId with a different body is refused as Outlook does.
-        Answers (event, created)."""
+        (no duplicate); the same transactionId with a different body is refused as Outlook does. `dedup=False`
+        (the "duplicate_transaction" fault) accepts it as a new event regardless. Answers (event, created)."""
         tid = body.get("transactionId") or None
         with self.store.lock:
             box = self.store.mailbox(mailbox.id)
-            if isinstance(tid, str) and tid in box.transactions:
+            if dedup and isinstance(tid, str) and tid in box.transactions:
                 event_id, printed = box.transactions[tid]
                 existing = self.store.event(event_id)
                 if existing is not None:

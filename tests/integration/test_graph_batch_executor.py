@@ -67,6 +67,7 @@ class FakeTime:
 
     now: float = 1000.0
     waits: list[float] = field(default_factory=list)
+    also: Callable[[float], Any] | None = None  # e.g. the simulator's clock, moved along
 
     def clock(self) -> float:
         return self.now
@@ -74,6 +75,8 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
         self.now += seconds
+        if self.also is not None:
+            self.also(seconds)
 
 
 @dataclass
@@ -165,22 +168,62 @@ def test_run_many_overlaps_mailboxes_but_never_batches_of_one_mailbox(env: Env) 
     assert env.counts().get("graph.throttled.concurrency", 0) == 0
 
 
-def test_throttled_items_wait_their_retry_after_while_fresh_items_go_ahead(env: Env) -> None:
+def test_a_429_bars_the_mailbox_until_its_retry_after_then_everything_goes(env: Env) -> None:
+    """Graph limits the client's further requests to a throttled mailbox until the Retry-After is up (the
+    simulator refuses them again), so the executor sends nothing more there meanwhile, fresh items included."""
     room = env.room("hall")
-    fake = FakeTime()
+    fake = FakeTime(also=env.simulator.sim.clock.advance)
     env.wire.clock = fake.clock
-    env.graph.add_fault("429", count=5, method="POST", path_contains="/events", retry_after=3)
-    executor = BatchExecutor(env.client, sleep=fake.sleep, clock=fake.clock)
+    env.graph.add_fault("429", count=1, method="POST", path_contains="/events", retry_after=3)
+    executor = BatchExecutor(env.client, sleep=fake.sleep, clock=fake.clock, wall=fake.clock)
     results = executor.run(env.token(), room, creates(room, 45))
     assert all(r.status == 201 for r in results)
-    assert sorted(r.attempts for r in results) == [1] * 40 + [2] * 5
     assert env.subjects(room) == Counter({f"b{i}": 1 for i in range(45)})
-    # 20 (5 throttled), then the 25 unsent items in two batches, then one wait and the 5 retried items alone
-    assert executor.stats.round_trips == 4
-    assert fake.waits == [3.0]
-    assert env.wire.sent_at[:3] == [1000.0] * 3 and env.wire.sent_at[3] >= 1003.0
-    assert executor.stats.throttled_items == 5 and executor.stats.retried_items == 5
-    assert env.counts()["graph.faults.429"] == 5
+    assert fake.waits == [3.0]  # one wait for the mailbox, not one per item
+    assert env.wire.sent_at[0] == 1000.0 and all(t >= 1003.0 for t in env.wire.sent_at[1:])
+    throttled = executor.stats.throttled_items
+    assert throttled >= 1 and executor.stats.retried_items == throttled
+    assert executor.stats.round_trips == 1 + -(-(25 + throttled) // 20)  # then full batches, nothing sent early
+    # Items of the first batch answered after the fault were refused as sent before the Retry-After was up;
+    # nothing was sent after the first batch until it was.
+    assert env.counts().get("graph.throttled", 0) == throttled - 1
+
+
+def test_a_retry_after_over_max_wait_hands_the_run_back_and_nothing_is_sent_before_it_is_up(env: Env) -> None:
+    room = env.room("hall")
+    fake = FakeTime(also=env.simulator.sim.clock.advance)
+    env.graph.add_fault("429", count=1, method="POST", path_contains="/events", retry_after=120)
+    executor = BatchExecutor(env.client, sleep=fake.sleep, clock=fake.clock, wall=fake.clock)
+    results = executor.run(env.token(), room, creates(room, 30))
+    assert fake.waits == []  # not slept in-process, not cut short to 30 s either
+    assert executor.stats.round_trips == 1
+    assert {(r.status, r.error_code) for r in results} == {(429, "ApplicationThrottled")}
+    assert all(r.retry_after == pytest.approx(120, abs=1) for r in results)
+    assert sorted(r.attempts for r in results) == [0] * 10 + [1] * 20  # the second batch was never sent
+    assert executor.throttled_for(room) == pytest.approx(120, abs=1)
+
+    fake.sleep(60)  # another run for the mailbox, before the time is up: handed back without a request
+    again = executor.run(env.token(), room, creates(room, 30))
+    assert executor.stats.round_trips == 1
+    assert all(r.status == 429 and r.retry_after == pytest.approx(60, abs=1) for r in again)
+
+    fake.sleep(60)
+    done = executor.run(env.token(), room, creates(room, 30))
+    assert all(r.status == 201 for r in done) and executor.stats.round_trips == 3
+    assert env.subjects(room) == Counter({f"b{i}": 1 for i in range(30)})
+    assert env.counts().get("graph.throttled", 0) == 19  # the first batch's others, answered after the fault
+
+
+def test_an_item_is_never_sent_after_its_send_by(env: Env) -> None:
+    room = env.room("hall")
+    fake = FakeTime(also=env.simulator.sim.clock.advance)
+    env.graph.add_fault("503", count=1, method="POST", path_contains="/events", retry_after=5)
+    executor = BatchExecutor(env.client, sleep=fake.sleep, clock=fake.clock, wall=fake.clock)
+    late = [GraphRequest(r.id, r.method, r.url, r.body, send_by=fake.now + 2) for r in creates(room, 2)]
+    results = executor.run(env.token(), room, late)
+    by_status = sorted((r.status, r.error_code, r.attempts) for r in results)
+    assert by_status == [(0, "SendWindowClosed", 1), (201, None, 1)]
+    assert executor.stats.round_trips == 1 and fake.waits == []
 
 
 def test_503_waits_its_retry_after_and_504_backs_off(env: Env) -> None:
@@ -288,13 +331,21 @@ def test_attempts_are_bounded_for_items_and_envelopes(env: Env) -> None:
     assert env.graph.list_events(room) == []
 
     env.graph.clear_faults()
-    env.graph.add_fault("429", path_contains="$batch", retry_after=120)  # the envelope itself, for ever
+    env.graph.add_fault("429", path_contains="$batch", retry_after=4)  # the envelope itself, for ever
     fake.waits.clear()
     executor = BatchExecutor(env.client, max_attempts=3, max_wait=5, sleep=fake.sleep, clock=fake.clock)
     results = executor.run(env.token(), room, creates(room, 2))
     assert {(r.status, r.error_code, r.attempts) for r in results} == {(429, "ApplicationThrottled", 3)}
-    assert fake.waits == [5, 5]  # Retry-After capped at max_wait
+    assert fake.waits == [4, 4]
     assert executor.stats.envelope_retries == 3
+
+    env.graph.clear_faults()
+    env.graph.add_fault("429", path_contains="$batch", retry_after=120)  # longer than max_wait: handed back
+    fake.waits.clear()
+    executor = BatchExecutor(env.client, max_attempts=3, max_wait=5, sleep=fake.sleep, clock=fake.clock)
+    results = executor.run(env.token(), room, creates(room, 2))
+    assert {(r.status, r.attempts, r.retry_after) for r in results} == {(429, 1, 120)}
+    assert fake.waits == [] and executor.stats.round_trips == 1
 
 
 def test_global_limit_bounds_batches_in_flight_across_mailboxes(env: Env) -> None:

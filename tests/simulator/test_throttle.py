@@ -131,3 +131,44 @@ def test_budget_exhaustion_through_graph(gw: World) -> None:
 def test_throttling_can_be_switched_off_for_setup(gw: World) -> None:
     gw.state.set_throttling(budget=1, enabled=False)
     assert all(gw.graph.get("/me", gw.alice_token).status == 200 for _ in range(5))
+
+
+def test_a_request_before_the_retry_after_is_up_is_throttled_again_and_counted() -> None:
+    throttle = make()
+    throttle.block("app", "m", 120)
+    early = throttle.try_acquire("app", "M")
+    assert early is not None and early.reason == "blocked" and early.retry_after == 120
+    assert throttle.try_acquire("other-app", "m") is None  # per app and mailbox
+    assert throttle.try_acquire("app", "other") is None
+    throttle.clock.advance(100)
+    assert throttle.try_acquire("app", "m").retry_after == 20  # type: ignore[union-attr]  # what is left
+    throttle.clock.advance(20)
+    assert throttle.try_acquire("app", "m") is None
+    snap = throttle.snapshot()["keys"]["app|m"]
+    assert snap["count"] == 3  # the refused requests count against the budget too
+    assert throttle.counters.snapshot()["counts"]["graph.throttled.blocked"] == 2
+
+
+def test_an_injected_429_bars_the_mailbox_for_its_retry_after(gw: World) -> None:
+    g, t, state = gw.graph, gw.alice_token, gw.state
+    state.add_fault("429", count=1, method="POST", path_contains="/events", retry_after=120)
+    first = g.post(f"{ROOM}/events", t, event_body())
+    assert (first.status, first.headers["Retry-After"]) == (429, "120")
+    gw.sim.clock.advance(119)
+    again = g.get(f"{ROOM}/calendar", t)  # any request to the mailbox, not only the one refused
+    assert (again.status, again.headers["Retry-After"]) == (429, "1")
+    assert g.get("/me/calendar", t).status == 200  # other mailboxes are not barred
+    gw.sim.clock.advance(1)
+    assert g.post(f"{ROOM}/events", t, event_body()).status == 201
+    assert len(state.list_events(gw.room.address)) == 1
+
+
+def test_duplicate_transaction_fault_accepts_a_second_create_with_the_same_transaction_id(gw: World) -> None:
+    g, t, state = gw.graph, gw.alice_token, gw.state
+    body = {**event_body(), "transactionId": "txn-1"}
+    assert g.post(f"{ROOM}/events", t, body).status == 201
+    assert g.post(f"{ROOM}/events", t, body).status == 201  # a replay: the same event
+    assert len(state.list_events(gw.room.address)) == 1
+    state.add_fault("duplicate_transaction", probability=1.0, method="POST", path_contains="/events")
+    assert g.post(f"{ROOM}/events", t, body).status == 201
+    assert len(state.list_events(gw.room.address)) == 2  # what a peer saw on real Graph
