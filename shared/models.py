@@ -272,6 +272,10 @@ class SyncRecord(Row):
     last_error_code: str | None = None
     last_error_message: str | None = None
     synced_at: datetime | None = None
+    # A create in flight: who sends it and until when (written with the row's ETag before the create is sent), so
+    # a concurrent push of the same occurrence elsewhere defers instead of sending a second create.
+    claim_owner: str | None = None
+    claim_until: datetime | None = None
 
     def partition_key(self) -> str:
         return connection_partition(self.system, self.kind, self.subject_id)

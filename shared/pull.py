@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ BEFORE_TODAY = timedelta(days=1)
 MAX_FEED_PAGE = 500
 FAN_OUT_THREADS = 8  # queue sends in flight while the timer fans pulls out
 FAN_OUT_WINDOW = 200
+MAX_VISIBILITY_SECONDS = 7 * 24 * 3600  # Azure Storage queues hide a message for at most 7 days
 # Up to this many events in a delta, a pull reads only their rows (their sync records by filtered queries of up to
 # 15 comparisons, Table Storage's limit, then a point read per event); beyond it, the room's rows whole.
 TARGETED_MAX_EVENTS = 42
@@ -151,6 +153,14 @@ class PullService:
             delay = min(int(busy.retry_after) + 1, int(LEASE.total_seconds()) + 1)
             self._queues.send(PULL_QUEUE, {"system": system, "id": subject_id}, delay_seconds=delay)
             return {"outcome": "busy", "requeued_in_seconds": delay}
+        except GraphError as exc:
+            if exc.retry_after is None:
+                raise
+            # Throttled for longer than the client sleeps: the room comes back when Graph said, not earlier
+            # (the pull committed nothing; its lease is released).
+            delay = min(max(math.ceil(exc.retry_after), 1), MAX_VISIBILITY_SECONDS)
+            self._queues.send(PULL_QUEUE, {"system": system, "id": subject_id}, delay_seconds=delay)
+            return {"outcome": "throttled", "requeued_in_seconds": delay}
 
     def pull(self, system: str, subject_id: str) -> dict[str, Any]:
         connection = self._repos.connections.find(system, "space", subject_id)

@@ -99,9 +99,9 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
                           refresh_idle_days=settings.token_refresh_idle_days, clock=clock)
     access = ConnectionAccess(repos.connections, integrations, tokens, alerts, clock)
     graph = GraphClient(settings.graph_base_url, session)
-    engine = SyncEngine(repos.sync_records, repos.retries,
-                        BatchExecutor(graph, global_limit=settings.graph_global_concurrency), clock,
-                        transaction_key=TransactionKey(secrets))
+    executor = BatchExecutor(graph, global_limit=settings.graph_global_concurrency,
+                             wall=lambda: clock().timestamp())
+    engine = SyncEngine(repos.sync_records, repos.retries, executor, clock, transaction_key=TransactionKey(secrets))
     export = ExportService(repos, access, integrations, engine, queues, alerts, clock)
     webhooks = WebhookService(repos, secrets, queues, alerts, outbound, clock=clock)
     pull = PullService(repos, access, integrations, graph, queues, horizon_days=settings.pull_horizon_days,

@@ -3,6 +3,14 @@ outcome. Safe to run again at any point (after a crash, a timeout, a redelivered
 
 - before a create is sent, its record is saved with the generation that fixes its `transactionId`, so a create
   repeated after a lost answer returns the event the first one made;
+- that save is a claim, written with the row's ETag (or as a new row): a push elsewhere that finds a live claim,
+  or loses the write, does not create; it defers (a retry when the claim ends, which finds the sync ID). Graph's
+  transactionId dedup is best-effort (two concurrent creates with one transactionId were both accepted on real
+  Graph), so the claim is what stops a duplicate. A claim ends (CLAIM_LEASE) so a holder that died does not hold
+  the occurrence for ever, and its holder never sends the create after CLAIM_SEND_WINDOW, so a create still in
+  flight when the claim ends is one sent at least CLAIM_LEASE - CLAIM_SEND_WINDOW earlier;
+- a Retry-After longer than the executor sleeps is honoured in full: the occurrences come back pending with
+  `not_before`, and go to the retry table due then (or, with `hand_back`, to the caller, who re-queues its work);
 - an update that finds the event deleted in Outlook creates it anew (generation + 1): the host says it exists;
 - a create refused with ErrorDuplicateTransactionId (the first attempt landed with older content) looks that
   event up by its marker (a documented extended-property filter; Graph does not document `transactionId` as
@@ -15,6 +23,7 @@ outcome. Safe to run again at any point (after a crash, a timeout, a redelivered
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +50,9 @@ log = logging.getLogger(__name__)
 TRANSIENT = {0, 408, 409, 412, 429, 500, 502, 503, 504}
 RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
                 timedelta(hours=4))
+CLAIM_LEASE = timedelta(seconds=30)
+CLAIM_SEND_WINDOW = timedelta(seconds=20)  # creates of a claim are sent within this, or not at all
+CLAIMED_ELSEWHERE = "ClaimedElsewhere"
 
 
 @dataclass(frozen=True)
@@ -51,9 +63,6 @@ class Target:
     mailbox: str  # address, the per-mailbox throttling key
     own_mailbox: bool
     calendar_id: str | None
-    # Room calendars are pulled, and the pull must know our creates before their event IDs are recorded; a user's
-    # calendar is never pulled, so there only re-creates (whose transactionId is not derivable) are recorded early.
-    announce_creates: bool = True
 
     @property
     def root(self) -> str:
@@ -77,6 +86,7 @@ class Outcome:
     error_code: str | None = None
     error_message: str | None = None
     exhausted: bool = False  # retries ran out just now
+    not_before: datetime | None = None  # deferred (throttled, or claimed elsewhere): not to be tried before this
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"key": self.occurrence_key, "sync_id": self.event_id, "state": self.state}
@@ -93,9 +103,12 @@ class _Op:
     hash: str = ""
     occurrence: Occurrence | None = None
     had_retry: bool = False  # the record may have a retry entry to clear
+    foreign: bool = False  # another push holds the record's claim: its row is not ours to write
+    not_before: datetime | None = None
 
     def __post_init__(self) -> None:
-        self.had_retry = self.had_retry or self.record.attempts > 0
+        # A deferral (throttled, claimed elsewhere) leaves an error code but no attempt counted.
+        self.had_retry = self.had_retry or self.record.attempts > 0 or bool(self.record.last_error_code)
 
 
 @dataclass
@@ -123,12 +136,14 @@ class SyncEngine:
     # --- planning ----------------------------------------------------------------------------------------------
 
     def push(self, target: Target, wanted: Sequence[Desired], *, mode: str = "upsert",
-             asserted_since: datetime | None = None, only: set[tuple[str, str]] | None = None) -> list[Outcome]:
+             asserted_since: datetime | None = None, only: set[tuple[str, str]] | None = None,
+             hand_back: bool = False) -> list[Outcome]:
         """Make Outlook match `wanted`. Modes: "upsert" writes what changed; "missing" only creates what was never
         exported; "all" re-asserts every event (updates in place, recreates those deleted in Outlook), skipping
         those already asserted since `asserted_since` (a redelivered job chunk). Only "upsert" (the item API, whose
         occurrence list is complete) deletes events of occurrences the item no longer has; bulk exports carry
-        future occurrences only. `only` limits the work to some occurrences (the retry drain)."""
+        future occurrences only. `only` limits the work to some occurrences (the retry drain). With `hand_back`,
+        deferred occurrences (`Outcome.not_before`) get no retry entry: the caller re-queues its work unit."""
         ops: list[_Op] = []
         outcomes: list[Outcome] = []
         loaded: dict[str, dict[str, SyncRecord]] = {}
@@ -156,7 +171,7 @@ class SyncEngine:
                 for record in existing.values():  # occurrences the host removed
                     if only is None or (item.item_id, record.occurrence_key) in only:
                         ops.append(_Op("delete", record))
-        return outcomes + self._execute(target, ops)
+        return outcomes + self._execute(target, ops, hand_back)
 
     def remove(self, target: Target, records: Sequence[SyncRecord]) -> list[Outcome]:
         """Delete the events of these records (a cancelled item, a removed authorization)."""
@@ -181,7 +196,8 @@ class SyncEngine:
 
     # --- executing ---------------------------------------------------------------------------------------------
 
-    def _execute(self, target: Target, ops: list[_Op]) -> list[Outcome]:
+    def _execute(self, target: Target, ops: list[_Op], hand_back: bool = False) -> list[Outcome]:
+        owner = uuid.uuid4().hex  # per push: two pushes in one process exclude each other too
         outcomes: list[Outcome] = []
         for op in ops:
             if op.kind == "delete" and not op.record.event_id:  # never reached Outlook: nothing to delete there
@@ -197,14 +213,22 @@ class SyncEngine:
             # transaction per 100): a room pull then knows the event is ours before its ID is known, and after a
             # crash the retry reuses the same transactionId. The batches then go out pipelined, up to the
             # mailbox's concurrency, with no storage round trip between them.
-            creates = [op.record for op in round_ops if op.kind == "create"]
-            for record in creates:
+            # Each create's record is its claim too (see the module docstring).
+            creates = [op for op in round_ops if op.kind == "create"]
+            for op in creates:
+                record = op.record
                 if not record.transaction_id:  # kept while the generation lasts: a retry repeats it exactly
                     record.transaction_id = transaction_id(self._transaction_key(), _item_of(record),
                                                            record.occurrence_key, record.generation)
-            self._records.upsert_many(r for r in creates if target.announce_creates or r.generation > 0)
+            for op in self._claim(creates, owner):
+                outcomes.append(Outcome(op.record.item_id, op.record.occurrence_key, PENDING, None,
+                                        CLAIMED_ELSEWHERE, "another instance is creating this event; "
+                                        "retried when its claim ends", not_before=op.not_before))
+            round_ops = [op for op in round_ops if not op.foreign]
+            send_by = self._executor.now() + CLAIM_SEND_WINDOW.total_seconds()
             results = self._executor.run(target.token, target.mailbox,
-                                         [self._request(target, str(i), op) for i, op in enumerate(round_ops)])
+                                         [self._request(target, str(i), op, send_by)
+                                          for i, op in enumerate(round_ops)])
             follow_ups: list[_Op] = []
             for op, result in zip(round_ops, results, strict=True):
                 follow = self._apply(op, result, outcomes)
@@ -213,14 +237,40 @@ class SyncEngine:
             round_ops = follow_ups
         for op in round_ops:  # follow-ups that the rounds did not reach: leave them to the retry table
             outcomes.append(self._transient(op, GraphResult("", 0, None, "FollowUpPending", 0)))
-        self._persist(ops, outcomes)
+        self._persist(ops, outcomes, owner, hand_back)
         return outcomes
 
-    def _request(self, target: Target, request_id: str, op: _Op) -> GraphRequest:
+    def _claim(self, creates: list[_Op], owner: str) -> list[_Op]:
+        """Claim the creates' records (one conditional write per 100); answers those claimed elsewhere, marked
+        foreign with when to look again."""
+        now = self._clock()
+        mine: list[_Op] = []
+        lost: list[_Op] = []
+        for op in creates:
+            record = op.record
+            if record.claim_owner not in (None, owner) and record.claim_until and record.claim_until > now:
+                lost.append(op)  # read with a live claim of another push
+                continue
+            record.claim_owner, record.claim_until = owner, now + CLAIM_LEASE
+            mine.append(op)
+        refused = {(r.partition_key(), r.row_key()) for r in self._records.claim_many([op.record for op in mine])}
+        lost.extend(op for op in mine if (op.record.partition_key(), op.record.row_key()) in refused)
+        for op in lost:
+            op.foreign = True
+            fresh = self._records.get(op.record.partition_key(), op.record.row_key())
+            if fresh is not None and not fresh.event_id and fresh.claim_until and fresh.claim_until > now:
+                op.not_before = min(fresh.claim_until, now + RETRY_DELAYS[0])
+            else:  # it changed otherwise (its event was made meanwhile, say): look again at once
+                op.not_before = now
+        if lost:
+            log.info("%d create(s) claimed by another instance; deferred", len(lost))
+        return lost
+
+    def _request(self, target: Target, request_id: str, op: _Op, send_by: float | None = None) -> GraphRequest:
         record = op.record
         if op.kind == "create":
             body = {**(op.body or {}), "transactionId": record.transaction_id}
-            return GraphRequest(request_id, "POST", target.create_url(), body)
+            return GraphRequest(request_id, "POST", target.create_url(), body, send_by=send_by)
         if op.kind == "update":
             return GraphRequest(request_id, "PATCH", target.event_url(record.event_id or ""), op.body)
         if op.kind == "lookup":
@@ -260,6 +310,13 @@ class SyncEngine:
             record.generation += 1
             record.transaction_id = ""
             return _Op("create", record, op.body, op.hash, op.occurrence)
+        if result.retry_after is not None:  # throttled for longer than the executor sleeps: not before then
+            op.not_before = now + timedelta(seconds=result.retry_after)
+            record.state, record.last_error_code = PENDING, result.error_code or f"HTTP{status}"
+            record.last_error_message = _message(result)
+            outcomes.append(Outcome(record.item_id, record.occurrence_key, PENDING, record.event_id,
+                                    record.last_error_code, record.last_error_message, not_before=op.not_before))
+            return None
         if status in TRANSIENT or status >= 500:
             outcomes.append(self._transient(op, result))
             return None
@@ -291,24 +348,33 @@ class SyncEngine:
         return Outcome(record.item_id, record.occurrence_key, record.state, record.event_id, record.last_error_code,
                        record.last_error_message, exhausted=exhausted)
 
-    def _persist(self, ops: list[_Op], outcomes: list[Outcome]) -> None:
+    def _persist(self, ops: list[_Op], outcomes: list[Outcome], owner: str, hand_back: bool) -> None:
         gone = [op.record for op in ops if op.record.state == "deleted"]
-        kept = [op.record for op in ops if op.record.state != "deleted"]
+        kept = [op.record for op in ops if op.record.state != "deleted" and not op.foreign]
+        for record in kept:
+            if record.claim_owner == owner:  # the create is answered (or will not be sent): the claim ends
+                record.claim_owner = record.claim_until = None
         self._records.upsert_many(kept)
         self._records.delete_many((r.partition_key(), r.row_key()) for r in gone)
         by_key = {(o.item_id, o.occurrence_key): o for o in outcomes}
-        had_retry = {(op.record.item_id, op.record.occurrence_key) for op in ops if op.had_retry}
         retry, clear = [], []
-        for record in kept + gone:
+        for op in ops:
+            record = op.record
             outcome = by_key.get((record.item_id, record.occurrence_key))
             entry = RetryEntry(system=record.system, kind=record.kind, subject_id=record.subject_id,
                                item_id=record.item_id, occurrence_key=record.occurrence_key,
                                next_attempt_at=self._clock(), attempts=record.attempts,
                                last_error_code=record.last_error_code)
             if outcome is not None and outcome.state == PENDING:
-                entry.next_attempt_at = self._clock() + RETRY_DELAYS[min(record.attempts, len(RETRY_DELAYS)) - 1]
+                if outcome.not_before is not None:
+                    if hand_back:
+                        continue  # the caller re-queues its work unit for then
+                    entry.next_attempt_at = outcome.not_before
+                else:
+                    entry.next_attempt_at = self._clock() + RETRY_DELAYS[max(min(record.attempts,
+                                                                                 len(RETRY_DELAYS)), 1) - 1]
                 retry.append(entry)
-            elif (record.item_id, record.occurrence_key) in had_retry:
+            elif op.had_retry:
                 clear.append((entry.partition_key(), entry.row_key()))
         self._retries.upsert_many(retry)
         self._retries.delete_many(clear)

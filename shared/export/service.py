@@ -8,6 +8,7 @@ crash, a throttled Graph or a dead connection loses nothing: what did not reach 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections import defaultdict
 from datetime import datetime
@@ -41,6 +42,7 @@ EXPORT_QUEUE = "export-work"
 EXPORT_MODES = ("not_exported", "all")
 CHUNK_OCCURRENCES = 200
 MAX_JOB_OCCURRENCES = 20_000
+MAX_VISIBILITY_SECONDS = 7 * 24 * 3600  # Azure Storage queues hide a message for at most 7 days
 
 
 class JobNotFound(NotFound):
@@ -138,8 +140,7 @@ class ExportService:
             return None
 
         def run(token: Any) -> list[Outcome]:
-            target = Target(token, connection.mailbox.lower(), _own_mailbox(connection), connection.sync_calendar_id,
-                            announce_creates=connection.kind == "space")
+            target = Target(token, connection.mailbox.lower(), _own_mailbox(connection), connection.sync_calendar_id)
             return work(target)
 
         try:
@@ -290,9 +291,17 @@ class ExportService:
         items = self._repos.items.of_ids(partition, chunk.item_ids)
         wanted = {(i.item_id, o["key"]) for i in items for o in i.occurrences}
         mode = "missing" if job.mode == "not_exported" else "all"
-        outcomes = self._push(connection, items, mode=mode, asserted_since=job.created_at, only=wanted)
+        outcomes = self._push(connection, items, mode=mode, asserted_since=job.created_at, only=wanted,
+                              hand_back=True)
         if outcomes is None:
             raise DomainError("the connection cannot sync now; the chunk will be retried")  # message comes back
+        later = [o.not_before for o in outcomes if o.not_before is not None]
+        if later:
+            # Throttled for longer than an instance sleeps, or claimed by another instance: the chunk comes back
+            # when that is over (a redelivery skips what this pass wrote), never earlier.
+            delay = min(max(math.ceil((max(later) - self._clock()).total_seconds()), 1), MAX_VISIBILITY_SECONDS)
+            self._queues.send(EXPORT_QUEUE, message, delay_seconds=delay)
+            return f"handed back for {delay} s"
         failed = [o for o in outcomes if o.state == FAILED]
         chunk.done = sum(1 for o in outcomes if o.state in ("synced", "unchanged"))
         chunk.failed = len(failed)
@@ -353,7 +362,7 @@ class ExportService:
         if outcomes is None:
             return "deferred"
         # Retry entries of occurrences no longer in any item (and the parked marker) are done with.
-        handled = {(o.item_id, o.occurrence_key) for o in outcomes}
+        handled = {(o.item_id, o.occurrence_key) for o in outcomes if o.state != "unchanged"}
         stale = [e for e in entries if e.item_id == "*" or (e.item_id, e.occurrence_key) not in handled]
         self._repos.retries.delete_many((e.partition_key(), e.row_key()) for e in stale)
         return f"retried {len(outcomes)}"

@@ -6,9 +6,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from azure.data.tables import TableServiceClient
+from azure.core import MatchConditions
+from azure.data.tables import TableServiceClient, UpdateMode
 
+from shared.errors import AlreadyExists, ConcurrencyConflict
 from shared.models import (
     Alert,
     Connection,
@@ -30,7 +33,7 @@ from shared.models import (
     TokenCache,
     due_row_key,
 )
-from shared.storage.tables import TableRepository
+from shared.storage.tables import MAX_TRANSACTION, TableRepository
 
 
 class Integrations(TableRepository[Integration]):
@@ -126,6 +129,44 @@ class SyncRecords(TableRepository[SyncRecord]):
                           parameters={"pk": partition, "lo": f"{lo}|", "hi": f"{hi}}}"}, page_size=1000)
         return [r for r in rows if r.item_id in wanted]
 
+
+    def claim_many(self, records: list[SyncRecord]) -> list[SyncRecord]:
+        """Write records only where nobody changed them since they were read (a row read has its ETag; one never
+        read must not exist yet): one transaction per 100 of a partition, one by one when a transaction is
+        refused. Answers the records that could not be written (another writer got there first); the others
+        have their new ETags."""
+        lost: list[SyncRecord] = []
+        by_partition: dict[str, list[SyncRecord]] = {}
+        for record in records:
+            by_partition.setdefault(record.partition_key(), []).append(record)
+        for rows in by_partition.values():
+            for start in range(0, len(rows), MAX_TRANSACTION):
+                chunk = rows[start:start + MAX_TRANSACTION]
+                try:
+                    answers = self.transaction([self._claim_op(r) for r in chunk])
+                except ConcurrencyConflict:
+                    lost.extend(r for r in chunk if not self._claim_one(r))
+                    continue
+                for row, answer in zip(chunk, answers, strict=True):
+                    row.etag = answer.get("etag", row.etag)
+        return lost
+
+    def _claim_op(self, record: SyncRecord) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        entity = self.encode(record)
+        if record.etag is None:
+            return ("create", entity, {})
+        return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": record.etag,
+                                   "match_condition": MatchConditions.IfNotModified})
+
+    def _claim_one(self, record: SyncRecord) -> bool:
+        try:
+            if record.etag is None:
+                self.insert(record)
+            else:
+                self.update(record)
+        except (AlreadyExists, ConcurrencyConflict):
+            return False
+        return True
 
     def of_events(self, partition: str, event_ids: list[str], transaction_ids: list[str]) -> list[SyncRecord]:
         """The records of these Outlook events, or of creates in flight with these transactionIds."""

@@ -366,3 +366,69 @@ def test_a_pull_during_a_bulk_export_to_the_room_does_not_publish_our_own_events
     print(f"\npulls during the export published {pulls}; {len(echoed)} of them our own events")
     assert not echoed, (f"{len(echoed)} of our own exported events were published as Outlook bookings, e.g. "
                         f"{echoed[0]}")
+
+
+# --- 8 processes create one occurrence at once, while Graph accepts duplicate transactionIds ---------------------
+
+SHIFT = {"title": "Desk", "occurrences": [{"key": "a", "start": "2027-03-01T09:00:00",
+                                           "end": "2027-03-01T10:00:00", "time_zone": "Europe/Paris"}]}
+
+
+def upsert_in_own_process(system: str, barrier: Any, answers: Any) -> None:
+    """One app instance (its own process, services and engine) upserting the shift as soon as all are ready."""
+    from shared.runtime import build_services as build
+    from shared.settings import Settings as AppSettings
+
+    services = build(AppSettings.from_env(os.environ))
+    services.integrations.require(system)  # warm, as a running instance would be
+    services.secrets.ping()
+    barrier.wait(timeout=120)
+    try:
+        body, status = services.export.put_item(system, "user", "u1", "shift", json.loads(json.dumps(SHIFT)))
+        answers.put((status, body["occurrences"][0]["state"], body["occurrences"][0]["sync_id"]))
+    except Exception as exc:  # noqa: BLE001 - reported by the test
+        answers.put(("error", repr(exc), None))
+
+
+def test_eight_processes_creating_one_occurrence_make_one_event_even_if_graph_accepts_each(app, api, simulator):
+    """Graph's transactionId dedup is best-effort: under the simulator's duplicate_transaction fault every create
+    is accepted as a new event, so only the claim on the occurrence's record stops duplicates. Eight processes
+    upsert the same one-occurrence item at once: one event exists; every process answered its sync ID or pending,
+    and the retry resolves the pending ones to that same sync ID."""
+    import multiprocessing
+
+    d = make_directory(simulator, app.redirect_uri)
+    system = new_system()
+    configure(api, system, d)
+    connect(api, simulator, system, "user", "u1", d.staff)
+    simulator.sim.graph.add_fault("duplicate_transaction", probability=1.0, method="POST", path_contains="/events")
+    simulator.sim.graph.set_latency(300, 0)  # creates in flight overlap, as on a slow Graph
+    context = multiprocessing.get_context("spawn")
+    barrier, answers = context.Barrier(INSTANCES), context.Queue()
+    workers = [context.Process(target=upsert_in_own_process, args=(system, barrier, answers))
+               for _ in range(INSTANCES)]
+    for worker in workers:
+        worker.start()
+    try:
+        results = [answers.get(timeout=180) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(timeout=30)
+    simulator.sim.graph.set_latency(0, 0)
+
+    events = simulator.sim.graph.list_events(d.staff)
+    print(f"\n8 processes upserting one occurrence: {Counter((s, st) for s, st, _ in results)}, "
+          f"{len(events)} event(s)")
+    assert len(events) == 1, (len(events), results)
+    (event,) = events
+    assert all(status in (200, 202) for status, _, _ in results), results
+    assert all(sync_id in (None, event["id"]) for _, _, sync_id in results), results
+    assert any(state == "synced" and sync_id == event["id"] for _, state, sync_id in results), results
+
+    later = build_services(Settings.from_env(os.environ),
+                           clock=lambda: datetime.now(UTC) + timedelta(minutes=2))  # claims and deferrals end
+    later.export.process({"type": "retry", "system": system, "kind": "user", "id": "u1"})
+    item = later.export.get_item(system, "user", "u1", "shift")
+    assert [(o["state"], o["sync_id"]) for o in item["occurrences"]] == [("synced", event["id"])]
+    assert len(simulator.sim.graph.list_events(d.staff)) == 1
+    assert [e for e in later.repos.retries.partition("retry") if e.system == system] == []

@@ -90,3 +90,42 @@ def test_items_sent_while_reauthorization_is_required_are_kept_and_pushed_after(
     services.export.process({"type": "retry", "system": system, "kind": "user", "id": "u1"})
     assert item_state(api, system)["state"] == "synced"
     assert len(simulator.sim.graph.list_events(staff)) == 1
+
+
+def graph_requests(simulator) -> int:
+    """Requests that reached the simulated Graph (each `$batch` item counts, as Outlook counts them)."""
+    return simulator.sim.counters.snapshot()["counts"].get("graph.requests", 0)
+
+
+def test_a_long_retry_after_is_honoured_in_full_with_exactly_one_more_request(api, simulator, system, staff,
+                                                                             later):
+    """Outlook answers a create 429 with Retry-After 120: the item answers 202 pending, its occurrence is due 120 s
+    later, nothing is sent to the mailbox before then (the simulator would refuse it and count it), and one
+    request after it lands the event."""
+    clock, services = later
+    simulator.sim.graph.add_fault("429", count=1, method="POST", path_contains="/events", retry_after=120)
+    before = graph_requests(simulator)
+    thrown_at = clock()
+    response = api.put(f"/api/systems/{system}/connections/user/u1/items/shift", json=SHIFT)
+    assert response.status_code == 202, response.text
+    occurrence = item_state(api, system)
+    assert (occurrence["state"], occurrence["error"]["microsoft_code"]) == ("pending", "ApplicationThrottled")
+    assert graph_requests(simulator) == before + 1  # no in-process retry after 30 s, or at all
+    (entry,) = [e for e in services.repos.retries.partition("retry") if e.system == system]
+    assert 119 <= (entry.next_attempt_at - thrown_at).total_seconds() <= 125
+
+    clock.offset = timedelta(seconds=60)  # the drain runs before the time is up: nothing is sent
+    services.export.drain_retries()
+    services.export.process({"type": "retry", "system": system, "kind": "user", "id": "u1"})
+    assert graph_requests(simulator) == before + 1
+
+    clock.offset = timedelta()
+    simulator.sim.clock.advance(121)  # the simulator's clock, which `later` reads too
+    assert services.export.drain_retries() >= 1
+    services.export.process({"type": "retry", "system": system, "kind": "user", "id": "u1"})
+    occurrence = item_state(api, system)
+    assert occurrence["state"] == "synced" and occurrence["sync_id"]
+    assert graph_requests(simulator) == before + 2  # exactly one more request, after the Retry-After
+    assert simulator.sim.counters.snapshot()["counts"].get("graph.throttled", 0) == 0  # none sent too early
+    assert len(simulator.sim.graph.list_events(staff)) == 1
+    assert [e for e in services.repos.retries.partition("retry") if e.system == system] == []
