@@ -291,3 +291,21 @@ def test_disabling_the_integration_stops_all_syncing_until_it_is_enabled_again(r
     assert later.export.process({"type": "retry", "system": system, "kind": "space", "id": "r1"}) == "retried 1"
     kept = api.get(f"/api/systems/{system}/connections/space/r1/items/while-off").json()
     assert kept["occurrences"][0]["state"] == "synced"
+
+
+def test_a_pull_throttled_longer_than_the_client_sleeps_comes_back_when_graph_said(room, simulator):
+    """A delta read answered 429 with Retry-After 120: the room's queue message is sent again hidden for 120 s
+    (not retried in-process after 30 s), having cost one request; after the 120 s the pull publishes as usual
+    without being refused (the simulator refuses, and counts, any request to the room before then)."""
+    made = room.book_in_outlook("Board meeting", 4)
+    simulator.sim.graph.add_fault("429", count=1, method="GET", path_contains="/delta", retry_after=120)
+    counts = simulator.sim.counters.snapshot()["counts"]
+    before, throttled = counts.get("graph.requests", 0), counts.get("graph.throttled", 0)
+    answer = room.services.pull.pull_from_queue(room.system, "r1")
+    assert answer == {"outcome": "throttled", "requeued_in_seconds": 120}
+    assert simulator.sim.counters.snapshot()["counts"]["graph.requests"] == before + 1
+    assert room.changes() == []
+    simulator.sim.clock.advance(121)
+    assert room.pull()["published"] == 1
+    assert [c["event_id"] for c in room.changes()] == [made["id"]]
+    assert simulator.sim.counters.snapshot()["counts"].get("graph.throttled", 0) == throttled
