@@ -255,16 +255,24 @@ class SyncEngine:
             mine.append(op)
         refused = {(r.partition_key(), r.row_key()) for r in self._records.claim_many([op.record for op in mine])}
         lost.extend(op for op in mine if (op.record.partition_key(), op.record.row_key()) in refused)
+        deferred: list[_Op] = []
         for op in lost:
-            op.foreign = True
             fresh = self._records.get(op.record.partition_key(), op.record.row_key())
             if fresh is not None and not fresh.event_id and fresh.claim_until and fresh.claim_until > now:
-                op.not_before = min(fresh.claim_until, now + RETRY_DELAYS[0])
-            else:  # it changed otherwise (its event was made meanwhile, say): look again at once
-                op.not_before = now
-        if lost:
-            log.info("%d create(s) claimed by another instance; deferred", len(lost))
-        return lost
+                op.foreign, op.not_before = True, min(fresh.claim_until, now + RETRY_DELAYS[0])
+                deferred.append(op)
+                continue
+            if fresh is None or not fresh.event_id:  # no live claim and no event: claim it on the row as it is now
+                record = op.record
+                record.etag = fresh.etag if fresh is not None else None
+                record.claim_owner, record.claim_until = owner, now + CLAIM_LEASE
+                if not self._records.claim_many([record]):
+                    continue  # ours after all
+            op.foreign, op.not_before = True, now  # changed otherwise (its event was made meanwhile): look again
+            deferred.append(op)
+        if deferred:
+            log.info("%d create(s) claimed by another instance; deferred", len(deferred))
+        return deferred
 
     def _request(self, target: Target, request_id: str, op: _Op, send_by: float | None = None) -> GraphRequest:
         record = op.record
