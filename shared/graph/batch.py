@@ -217,9 +217,10 @@ class BatchExecutor:
         until = self._wall() + seconds
         with self._bars_lock:
             key = mailbox.strip().lower()
+            now = self._wall()
+            for stale in [k for k, v in self._bars.items() if v <= now]:
+                del self._bars[stale]  # bounded by the mailboxes throttled now, not every one ever throttled
             self._bars[key] = max(self._bars.get(key, 0.0), until)
-            for stale in [k for k, v in self._bars.items() if v < until - 7 * 86400]:
-                del self._bars[stale]  # bounded: bars long past are forgotten
         if seconds > self._max_wait:
             bar.handed_back = max(bar.handed_back or 0.0, until)
         else:
