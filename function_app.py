@@ -5,10 +5,22 @@ No I/O and no heavy SDK imports here: the worker imports this module on every co
 
 import azure.functions as func
 
-from functions import alerts, connections, export, health, housekeeping, integration, oauth, pull, tokens, webhooks
+from functions import (
+    alerts,
+    connections,
+    export,
+    health,
+    housekeeping,
+    integration,
+    oauth,
+    pull,
+    systems,
+    tokens,
+    webhooks,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (health.bp, integration.bp, oauth.bp, connections.bp, export.bp, pull.bp, alerts.bp,
+for blueprint in (health.bp, systems.bp, integration.bp, oauth.bp, connections.bp, export.bp, pull.bp, alerts.bp,
                   tokens.bp, webhooks.bp, housekeeping.bp):
     app.register_blueprint(blueprint)

@@ -70,6 +70,8 @@ param pullHorizonDays int = 180
 
 @description('NCRONTAB schedule (six fields, UTC) of the purge of expired pending authorizations (FLOW_PURGE_SCHEDULE).')
 param flowPurgeSchedule string = '0 40 * * * *'
+@description('Require each system\'s own key (x-system-key) on its /api/systems/{system}/... routes (SYSTEM_KEYS_REQUIRED). Turn off only for one trusted multi-tenant host app.')
+param systemKeysRequired bool = true
 
 @description('Replication of the storage account.')
 @allowed([
@@ -114,6 +116,7 @@ var tableNames = [
   'exportchunks'
   'pulltargets'
   'roomsync'
+  'systemkeys'
 ]
 
 // Every queue the app uses: queue-triggered functions and *_QUEUE constants under shared/; each also gets
@@ -244,6 +247,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PULL_SCHEDULE: pullSchedule
     PULL_HORIZON_DAYS: string(pullHorizonDays)
     FLOW_PURGE_SCHEDULE: flowPurgeSchedule
+    SYSTEM_KEYS_REQUIRED: systemKeysRequired ? 'true' : 'false'
   }
   dependsOn: [
     functionApp

@@ -2,6 +2,10 @@
 
 Triggers wrap themselves in `@endpoint`: a `DomainError` becomes its status with `{"error": {"code", "message"}}`;
 anything else is logged with its traceback and answered 500 `internal_error`, never with the traceback.
+
+`@endpoint` is also where the system key is checked (shared/system_keys.py): every route with a `{system}`
+parameter gets it before the trigger runs, so a new route cannot forget it. The operator's routes (master key,
+auth level ADMIN) use `@operator_endpoint` instead, which maps errors the same way and checks no system key.
 """
 
 from __future__ import annotations
@@ -50,11 +54,32 @@ def error_response(error: DomainError) -> func.HttpResponse:
 
 
 def endpoint(handler: Handler) -> Handler:
-    """Map the domain's errors to responses, once, for every HTTP trigger."""
+    """Map the domain's errors to responses, once, for every HTTP trigger; on a system's routes, check the
+    caller's system key first (before the body is read or anything else is done)."""
+    return _wrap(handler, check_system_key=True)
 
+
+def operator_endpoint(handler: Handler) -> Handler:
+    """For the operator's routes (auth level ADMIN: the master key is the gate): errors mapped, no system key."""
+    return _wrap(handler, check_system_key=False)
+
+
+def _check_system_key(req: func.HttpRequest) -> None:
+    system = (req.route_params or {}).get("system")
+    if system is None:
+        return
+    from shared import runtime
+    from shared.system_keys import HEADER
+
+    runtime.services().system_keys.verify(system, req.headers.get(HEADER))
+
+
+def _wrap(handler: Handler, *, check_system_key: bool) -> Handler:
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
+            if check_system_key:
+                _check_system_key(req)
             return handler(req)
         except DomainError as error:
             if error.status >= 500:

@@ -111,8 +111,10 @@ def _errors(*statuses: int, key: bool = True) -> dict[str, Any]:
     text = {
         400: "invalid input: bad JSON (`invalid_json`), a missing or wrong field (`validation_failed`, with "
              "`details.field`), or a specific refusal named by `code`",
-        401: "no valid function key (`unauthorized`)",
-        403: "Microsoft refuses access to the mailbox (`no_mailbox_access`, with what an administrator must do)",
+        401: "no valid function key (`unauthorized`), or no `x-system-key` (`system_key_required`)",
+        403: "the `x-system-key` is not an active key of this system (`system_key_invalid`); changing `client_id`, "
+             "`webhook_url` or `allowed_return_origins` without `client_secret` (`client_secret_required`); "
+             "Microsoft refuses access to the mailbox (`no_mailbox_access`, with what an administrator must do)",
         404: "not found: `integration_not_configured`, `connection_not_found`, `not_found`, `export_job_not_found`",
         409: "conflict: `integration_disabled`, `reauthorization_required`, `concurrency_conflict` (retry), "
              "`pull_in_progress`",
@@ -124,7 +126,7 @@ def _errors(*statuses: int, key: bool = True) -> dict[str, Any]:
         502: "Microsoft answered with an error (`graph_error`, `token_refused`; `microsoft_code` names it)",
         503: "a dependency (storage, Key Vault, Microsoft) cannot be reached (`dependency_unavailable`)",
     }
-    chosen = sorted({400, 503, *statuses, *((401,) if key else ())})
+    chosen = sorted({400, 503, *statuses, *((401, 403) if key else ())})
     return {str(status): _error(text[status]) for status in chosen}
 
 
@@ -392,6 +394,22 @@ def _schemas() -> dict[str, Any]:
             "occurrences": {"type": "integer"},
         }, ["type", "subject", "message", "status", "raised_at", "last_seen_at", "occurrences"])}},
             ["system", "alerts"]),
+        "SystemKeyIssued": _obj({
+            "system": _str(),
+            "key_id": _str(description="names the key, e.g. to revoke it; not a secret"),
+            "key": _str(description="the system key, `sk_<key_id>_<secret>`: shown once, only its SHA-256 is "
+                                    "stored"),
+            "created_at": _str(format="date-time"),
+            "header": _str(enum=["x-system-key"]),
+            "note": _str(),
+        }, ["system", "key_id", "key", "created_at"]),
+        "SystemKeys": _obj({
+            "system": _str(), "created_at": _stamp(),
+            "keys": {"type": "array", "maxItems": 2, "items": _obj({"key_id": _str(), "created_at": _str()},
+                                                                   ["key_id", "created_at"])},
+        }, ["system", "keys"]),
+        "SystemKeyRevoked": _obj({"system": _str(), "key_id": _str(), "revoked": {"type": "boolean"},
+                                  "active_keys": {"type": "integer"}}, ["system", "key_id", "revoked"]),
         "CallbackForm": _obj({
             "state": _str(), "code": _str(), "error": _str(), "error_description": _str(),
             "error_codes": _str(), "error_uri": _str(), "session_state": _str(), "id_token": _str(),
@@ -412,6 +430,7 @@ def _paths() -> dict[str, Any]:
     space_ids = [_path("system"), _path("spaceId")]
     user_ids = [_path("system"), _path("userId")]
     anonymous: list[dict[str, list[str]]] = []
+    operator = [{"masterKey": []}, {"masterKeyQuery": []}]
     outcome_redirect = ("to the host's `return_url` with `outcome` (and `kind`, `id`, `microsoft_code`, the "
                         "signed-in `account`, and for `wrong_account` the `expected_account`) in its query "
                         "string; those names are first removed from the return URL's own query")
@@ -427,6 +446,36 @@ def _paths() -> dict[str, Any]:
             "summary": "This description (anonymous)",
             "responses": {"200": _json({"type": "object"}, "the OpenAPI document")},
         }},
+        "/systems/{system}": {
+            "parameters": [_path("system")],
+            "post": {
+                "operationId": "createSystem", "tags": ["operator"], "security": operator,
+                "summary": "Create a system and its first key, answered once (operator: master key)",
+                "responses": {"201": _json(_ref("SystemKeyIssued"), "created; give `key` to the system's host"),
+                              **_operator_errors(409)},
+            },
+        },
+        "/systems/{system}/keys": {
+            "parameters": [_path("system")],
+            "get": {
+                "operationId": "listSystemKeys", "tags": ["operator"], "security": operator,
+                "summary": "The system's active keys: IDs and creation times, never a key (operator)",
+                "responses": {"200": _json(_ref("SystemKeys"), "the active keys"), **_operator_errors(404)},
+            },
+            "post": {
+                "operationId": "addSystemKey", "tags": ["operator"], "security": operator,
+                "summary": "Rotation: a second active key, answered once; 409 when two are active (operator)",
+                "responses": {"201": _json(_ref("SystemKeyIssued"), "the new key"), **_operator_errors(404, 409)},
+            },
+        },
+        "/systems/{system}/keys/{key_id}": {
+            "parameters": [_path("system"), _path("keyId")],
+            "delete": {
+                "operationId": "revokeSystemKey", "tags": ["operator"], "security": operator,
+                "summary": "Revoke a key: refused within seconds on every instance (operator)",
+                "responses": {"200": _json(_ref("SystemKeyRevoked"), "revoked"), **_operator_errors(404, 409)},
+            },
+        },
         "/systems/{system}/integration": {
             "parameters": [_path("system")],
             "get": {
@@ -439,7 +488,10 @@ def _paths() -> dict[str, Any]:
                 "operationId": "putIntegration", "tags": ["integration"],
                 "summary": "Save the app registration; the credentials are validated against Microsoft first",
                 "description": "A wrong secret answers 422 `credentials_invalid` with `AADSTS7000215`, an expired "
-                               "one `AADSTS7000222`, an unknown application `AADSTS700016`; nothing is saved then.",
+                               "one `AADSTS7000222`, an unknown application `AADSTS700016`; nothing is saved then. "
+                               "Changing `client_id`, `webhook_url` or `allowed_return_origins` of a saved "
+                               "integration needs `client_secret` in the same request (403 "
+                               "`client_secret_required` otherwise).",
                 "requestBody": _body(_ref("IntegrationSettings"), examples={"single tenant": {
                     "client_id": "00000000-0000-0000-0000-000000000000", "client_secret": "secret-value",  # nosec B105 - a documentation example
                     "account_type": "single_tenant", "tenant_id": "contoso.onmicrosoft.com", "enabled": True,
@@ -638,8 +690,21 @@ def _paths() -> dict[str, Any]:
     for item in paths.values():
         for method, operation in item.items():
             if method != "parameters" and operation.get("security") is None:
-                operation["responses"].setdefault("401", _error("no valid function key (`unauthorized`)"))
+                operation["responses"].setdefault("401", _error("no valid function key (`unauthorized`), or no "
+                                                                "`x-system-key` (`system_key_required`)"))
     return {f"{ROUTE_PREFIX}{path}": item for path, item in paths.items()}
+
+
+def _operator_errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "the system ID is not 1-64 letters, digits, `.`, `-`, `_` (`validation_failed`)",
+        401: "no valid master key (`unauthorized`)",
+        404: "no such system (`system_not_found`) or key (`system_key_not_found`)",
+        409: "the system exists (`system_exists`), it has two active keys already (`too_many_system_keys`), or its "
+             "keys changed meanwhile (`concurrency_conflict`, retry)",
+        503: "storage cannot be reached (`dependency_unavailable`)",
+    }
+    return {str(status): _error(text[status]) for status in sorted({400, 401, 503, *statuses})}
 
 
 def _callback_responses(outcome_redirect: str) -> dict[str, Any]:
@@ -664,6 +729,7 @@ def _parameters() -> dict[str, Any]:
         "item": _param("item", "path", _str(pattern=ID_PATTERN), "the host's ID of the booking or shift",
                        example="b-1"),
         "job": _param("job", "path", _str(), "the job ID `POST .../exports` answered"),
+        "keyId": _param("key_id", "path", _str(), "the key's ID (`key_id` when it was issued)"),
     }
 
 
@@ -677,15 +743,18 @@ def _build() -> dict[str, Any]:
             "description": (
                 "Two-way Outlook / Exchange Online calendar sync for booking and staff-scheduling systems, over "
                 "OAuth 2 with the Microsoft identity platform. JSON in and out; every route needs the function key "
-                "(header `x-functions-key` or query `code`) except those marked anonymous (`security: []`). "
+                "(header `x-functions-key` or query `code`) except those marked anonymous (`security: []`), and "
+                "every `/systems/{system}/...` route also that system's key (header `x-system-key`), unless the "
+                "deployment turned system keys off (`SYSTEM_KEYS_REQUIRED=false`). The operator's routes (creating "
+                "systems, issuing and revoking their keys) take the master key instead. "
                 "Errors are `{\"error\": {\"code\", \"message\", \"microsoft_code\"?, \"details\"?: {\"field\"}}}` "
                 "with a 4xx status (503 when a dependency is down), never a stack trace. The OAuth browser routes "
                 "answer redirects or small HTML pages instead."),
         },
         "servers": [{"url": "/", "description": "the function app's host; every path carries the `api` prefix"}],
-        "security": [{"functionKey": []}, {"functionKeyQuery": []}],
-        "tags": [{"name": n} for n in ("operations", "integration", "connections", "oauth (browser)", "export",
-                                       "two-way sync", "alerts")],
+        "security": [{"functionKey": [], "systemKey": []}, {"functionKeyQuery": [], "systemKey": []}],
+        "tags": [{"name": n} for n in ("operations", "operator", "integration", "connections", "oauth (browser)",
+                                       "export", "two-way sync", "alerts")],
         "paths": _paths(),
         "components": {
             "securitySchemes": {
@@ -693,6 +762,13 @@ def _build() -> dict[str, Any]:
                                 "description": "an Azure Functions function (or host) key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code",
                                      "description": "the same key as a query parameter"},
+                "systemKey": {"type": "apiKey", "in": "header", "name": "x-system-key",
+                              "description": "the key of the system named in the path (`sk_<key_id>_<secret>`), "
+                                             "issued by the operator; a key of another system answers 403"},
+                "masterKey": {"type": "apiKey", "in": "header", "name": "x-functions-key",
+                              "description": "the Function App's master key (operators only)"},
+                "masterKeyQuery": {"type": "apiKey", "in": "query", "name": "code",
+                                   "description": "the master key as a query parameter"},
             },
             "parameters": _parameters(),
             "schemas": _schemas(),

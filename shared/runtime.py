@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from shared.secrets import SecretStore
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
+    from shared.system_keys import SystemKeyService
     from shared.token_health import TokenHealthService
     from shared.webhooks import WebhookService
 
@@ -55,6 +56,7 @@ class Services:
     pull: PullService
     webhooks: WebhookService
     flow_purge: FlowPurge
+    system_keys: SystemKeyService
 
 
 def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver | None = None) -> Services:
@@ -79,6 +81,7 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
     from shared.storage.tables import table_service
+    from shared.system_keys import SystemKeyService
     from shared.token_health import TokenHealthService
     from shared.tokens import TokenService
     from shared.webhooks import WebhookService, webhook_client
@@ -127,6 +130,7 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
         pull=pull,
         webhooks=webhooks,
         flow_purge=FlowPurge(repos.flows, clock),
+        system_keys=SystemKeyService(repos.systems, required=settings.system_keys_required, clock=clock),
     )
 
 

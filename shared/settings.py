@@ -56,6 +56,8 @@ class Settings:
 
     # Local stack only: lets webhooks go to http and loopback receivers (nothing else internal). Refused in Azure.
     webhook_allow_loopback: bool = False
+    # Per-system API keys (x-system-key) on every /systems/{system}/... route; off only for one trusted host.
+    system_keys_required: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
@@ -91,6 +93,7 @@ class Settings:
             "graph_global_concurrency": _int(get("GRAPH_GLOBAL_CONCURRENCY", "16"), "GRAPH_GLOBAL_CONCURRENCY"),
             "pull_horizon_days": _int(get("PULL_HORIZON_DAYS", "180"), "PULL_HORIZON_DAYS"),
             "webhook_allow_loopback": _bool(get("WEBHOOK_ALLOW_LOOPBACK", "false"), "WEBHOOK_ALLOW_LOOPBACK"),
+            "system_keys_required": _bool(get("SYSTEM_KEYS_REQUIRED") or "true", "SYSTEM_KEYS_REQUIRED"),
         }
         values.update(explicit)
         if values["webhook_allow_loopback"] and get("WEBSITE_INSTANCE_ID"):

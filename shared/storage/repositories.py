@@ -34,6 +34,7 @@ from shared.models import (
     due_row_key,
 )
 from shared.storage.tables import MAX_TRANSACTION, TableRepository
+from shared.system_keys import SystemRecords
 
 
 class Integrations(TableRepository[Integration]):
@@ -284,6 +285,7 @@ class Repositories:
     external_events: ExternalEvents
     own_observations: OwnObservations
     feed: Feed
+    systems: SystemRecords
 
     @classmethod
     def build(cls, service: TableServiceClient, prefix: str = "") -> Repositories:
@@ -305,6 +307,7 @@ class Repositories:
             external_events=ExternalEvents(service, prefix),
             own_observations=OwnObservations(service, prefix),
             feed=Feed(service, prefix),
+            systems=SystemRecords(service, prefix),
         )
 
     def ensure_tables(self) -> None:

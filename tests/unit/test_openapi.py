@@ -99,16 +99,20 @@ def test_every_registered_route_is_described_and_nothing_else():
 def test_anonymous_routes_are_marked_and_keyed_ones_inherit_the_key():
     doc = document()
     operations = described(doc)
-    assert doc["security"] == [{"functionKey": []}, {"functionKeyQuery": []}]
+    assert doc["security"] == [{"functionKey": [], "systemKey": []}, {"functionKeyQuery": [], "systemKey": []}]
     for key, level in registered().items():
         operation = operations[key]
         if level == func.AuthLevel.ANONYMOUS:
             assert operation.get("security") == [], f"{key} is anonymous: mark it `security: []`"
             assert "401" not in operation["responses"], key
+        elif level == func.AuthLevel.ADMIN:
+            assert operation.get("security") == [{"masterKey": []}, {"masterKeyQuery": []}], key
+            assert "401" in operation["responses"], key
         else:
-            assert "security" not in operation, f"{key} needs the function key: leave the global security"
-            assert resolve(doc, operation["responses"]["401"]["content"]["application/json"]["schema"]) \
-                == doc["components"]["schemas"]["Error"], key
+            assert "security" not in operation, f"{key} needs the function and system keys: leave the global one"
+            for status in ("401", "403"):
+                assert resolve(doc, operation["responses"][status]["content"]["application/json"]["schema"]) \
+                    == doc["components"]["schemas"]["Error"], (key, status)
 
 
 def test_security_schemes_are_the_function_key_header_and_query():
@@ -117,6 +121,19 @@ def test_security_schemes_are_the_function_key_header_and_query():
                                       "name": "x-functions-key"}
     assert schemes["functionKeyQuery"] == {**schemes["functionKeyQuery"], "type": "apiKey", "in": "query",
                                            "name": "code"}
+    assert schemes["systemKey"] == {**schemes["systemKey"], "type": "apiKey", "in": "header",
+                                    "name": "x-system-key"}
+    assert schemes["masterKey"]["name"] == "x-functions-key" and schemes["masterKeyQuery"]["name"] == "code"
+
+
+def test_every_system_route_is_keyed_by_the_system_key_or_is_the_operators():
+    """Routes under systems/{system}: function level (the system key is checked by @endpoint) or admin level
+    (the operator's, master key); none anonymous."""
+    systems = [(path, level) for (path, _), level in registered().items() if path.startswith("/api/systems/{system}")]
+    assert len(systems) >= 20
+    assert all(level in (func.AuthLevel.FUNCTION, func.AuthLevel.ADMIN) for _, level in systems), systems
+    admin = sorted({path for path, level in systems if level == func.AuthLevel.ADMIN})
+    assert admin == ["/api/systems/{system}", "/api/systems/{system}/keys", "/api/systems/{system}/keys/{key_id}"]
 
 
 def test_path_parameters_match_each_template():

@@ -73,3 +73,11 @@ def test_webhook_loopback_is_off_by_default_and_refused_in_azure():
     with pytest.raises(ConfigurationError, match="local stack only"):  # App Service sets WEBSITE_INSTANCE_ID
         Settings.from_env({"WEBHOOK_ALLOW_LOOPBACK": "true", "WEBSITE_INSTANCE_ID": "a1b2c3"})
     assert Settings.from_env({"WEBSITE_INSTANCE_ID": "a1b2c3"}).webhook_allow_loopback is False
+
+
+def test_system_keys_are_required_unless_turned_off():
+    assert Settings.from_env({}).system_keys_required is True
+    for text, expected in (("false", False), ("False", False), ("0", False), ("TRUE", True), ("1", True)):
+        assert Settings.from_env({"SYSTEM_KEYS_REQUIRED": text}).system_keys_required is expected, text
+    with pytest.raises(ConfigurationError, match="SYSTEM_KEYS_REQUIRED"):
+        Settings.from_env({"SYSTEM_KEYS_REQUIRED": "off"})
