@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from shared import validation
 from shared.clock import Clock, iso, utcnow
-from shared.errors import ConcurrencyConflict, Conflict, NotFound, ValidationFailed
+from shared.errors import ConcurrencyConflict, Conflict, Forbidden, NotFound, ValidationFailed
 from shared.identity import IdentityPlatform
 from shared.models import ACCOUNT_TYPES, TITLE_MODES, Integration, LocationSettings
 from shared.outbound import REDACTED, Outbound, redact
@@ -49,6 +49,17 @@ class IntegrationDisabled(Conflict):
 
 class IntegrationNotConfigured(NotFound):
     code = "integration_not_configured"
+
+
+class ClientSecretRequired(Forbidden):
+    """Changing where tokens and data can go (the app registration, the webhook, the browser's return origins)
+    needs proof of the app registration's secret, not only a key that may have leaked."""
+
+    code = "client_secret_required"
+
+
+# Settings whose change needs the client secret again in the same PUT.
+GUARDED_FIELDS = ("client_id", "webhook_url", "allowed_return_origins")
 
 
 class ClientSecrets:
@@ -114,6 +125,8 @@ class IntegrationService:
         validation.identifier(system, "system")
         current = self._integrations.find(system)
         candidate, new_secret, new_webhook_secret, new_webhook_url = self._parse(system, body, current)
+        if current is not None and new_secret is None:
+            _require_secret_for_guarded_changes(current, candidate, new_webhook_url)
         secret = new_secret if new_secret is not None else self.secrets.value(candidate)
         self._identity.check_credentials(candidate, secret)  # raises with Microsoft's code
 
@@ -294,6 +307,20 @@ SIGN_IN_ACCOUNTS = {
 def sign_in_json(integration: Integration, authority: str) -> dict[str, Any]:
     accounts, text = SIGN_IN_ACCOUNTS[integration.account_type]
     return {"authority": authority, "accounts": accounts, "description": text}
+
+
+def _require_secret_for_guarded_changes(current: Integration, candidate: Integration,
+                                        new_webhook_url: str | None) -> None:
+    """A new full webhook URL (one with a query is kept in Key Vault, the row shows it redacted) is a change."""
+    changed = [name for name, before, after in (
+        ("client_id", current.client_id, candidate.client_id),
+        ("webhook_url", current.webhook_url, None if new_webhook_url is not None else candidate.webhook_url),
+        ("allowed_return_origins", sorted(current.allowed_origins), sorted(candidate.allowed_origins)),
+    ) if before != after]
+    if changed:
+        raise ClientSecretRequired(
+            f"changing {', '.join(changed)} requires client_secret in the same request (the app registration's "
+            "current secret, which is checked with Microsoft)", details={"field": "client_secret", "changed": changed})
 
 
 def _webhook_secret(body: dict[str, Any], webhook_url: str | None, current: Integration | None) -> str | None:
