@@ -35,6 +35,7 @@ from typing import Any
 import requests
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 
+from devstack import client as devstack_client
 from devstack.azurite import Azurite
 from devstack.keyvault import KeyVaultEndpoint
 from devstack.managed_identity import ManagedIdentityEndpoint, TokenAuthority
@@ -52,36 +53,13 @@ MASTER_KEY = "bench-master-key"
 log = logging.getLogger("bench")
 
 
-class ApiClient:
+class ApiClient(devstack_client.ApiClient):
     """`requests` against the app with the function key, JSON in and out (the shape tests.helpers expects:
-    `.get/.put/.post/.patch/.delete(path, ...)`, `.session`, `.base`)."""
+    `.get/.put/.post/.patch/.delete(path, ...)`, `.session`, `.base`); a system's `x-system-key` is provisioned
+    with the master key on first use (devstack/client.py)."""
 
     def __init__(self, base: str, key: str | None = FUNCTION_KEY) -> None:
-        self.base = base
-        self.session = requests.Session()
-        self.session.trust_env = False
-        if key:
-            self.session.headers["x-functions-key"] = key
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", 60)
-        kwargs.setdefault("allow_redirects", False)
-        return self.session.request(method, f"{self.base}{path}", **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self._call("GET", path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> requests.Response:
-        return self._call("PUT", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return self._call("POST", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> requests.Response:
-        return self._call("PATCH", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> requests.Response:
-        return self._call("DELETE", path, **kwargs)
+        super().__init__(base, key, master_key=MASTER_KEY, timeout=60)
 
 
 class BenchStack:

@@ -57,6 +57,7 @@ class LocalStack:
     host: Any = None
     function_key: str = ""
     master_key: str = ""
+    system_key: str = ""  # the demo system's x-system-key
     env: dict[str, str] = field(default_factory=dict)
     demo: dict[str, Any] = field(default_factory=dict)
 
@@ -116,20 +117,21 @@ class LocalStack:
             self._configure_demo()
 
     def _configure_demo(self) -> None:
-        """Save the simulator's demo app registration as system `demo`, through the app's own API, so a person
-        can authorize straight away (the README shows the same request)."""
-        import requests
+        """Create system `demo` (master key) and save the simulator's demo app registration as its integration,
+        through the app's own API, so a person can authorize straight away (the README shows the same requests)."""
+        from devstack.client import ApiClient
 
         for _ in range(100):  # the simulator writes the file just before it starts listening
             if self.demo_file.exists() and self.demo_file.stat().st_size:
                 break
             time.sleep(0.05)
         self.demo = json.loads(self.demo_file.read_text())
-        session = requests.Session()
-        session.trust_env = False
-        response = session.put(
-            f"{self.app_url}/api/systems/demo/integration", timeout=30,
-            headers={"x-functions-key": self.function_key},
+        api = ApiClient(self.app_url, self.function_key, master_key=self.master_key)
+        self.system_key = api.system_key("demo") or ""
+        if not self.system_key:
+            raise RuntimeError("creating the demo system failed (POST /api/systems/demo)")
+        response = api.put(
+            "/api/systems/demo/integration",
             json={"client_id": self.demo["client_id"], "client_secret": self.demo["client_secret"],
                   "account_type": "common", "tenant_id": self.demo["tenant_id"], "enabled": True,
                   "allowed_return_origins": [self.app_url],
@@ -193,7 +195,10 @@ class LocalStack:
             "Outlook calendar sync: local stack is up",
             f"  Function app      {self.app_url}/api   (health: {self.app_url}/api/health)",
             f"  Function key      {self.function_key}   (header x-functions-key, or ?code=)",
-            f"  Master key        {self.master_key}   (admin: POST /admin/functions/<name>)",
+            *([f"  System key        {self.system_key}   (header x-system-key, for system demo)"]
+              if self.system_key else []),
+            f"  Master key        {self.master_key}   (operator: POST /api/systems/<system>, "
+            "POST /admin/functions/<name>)",
             f"  Table storage     http://{HOST}:{self.ports['azurite_table']}  (Azurite, in memory)",
             f"  Queue storage     http://{HOST}:{self.ports['azurite_queue']}  (Azurite, in memory)",
             f"  Key Vault         {self.vault.url if self.vault else '-'}",

@@ -10,11 +10,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
+from devstack import client as devstack_client
 from devstack.azurite import Azurite
 from devstack.host import LocalFunctionsHost
 from devstack.keyvault import KeyVaultEndpoint
@@ -121,26 +120,13 @@ class RunningApp:
         return f"{self.url}/api/oauth/callback"
 
 
-class ApiClient:
-    """`requests` against the app with the function key, JSON in and out."""
+class ApiClient(devstack_client.ApiClient):
+    """`requests` against the app with the function key, JSON in and out; on `/api/systems/{system}/...` routes
+    also that system's `x-system-key`, provisioned with the master key on first use (devstack/client.py), so tests
+    need not care about system keys. Tests of the keys themselves use plain `requests`."""
 
-    def __init__(self, base: str, key: str | None) -> None:
-        self.base = base
-        self.session = requests.Session()
-        self.session.trust_env = False
-        if key:
-            self.session.headers["x-functions-key"] = key
-
-    def __getattr__(self, method: str) -> Any:
-        if method not in ("get", "put", "post", "patch", "delete"):
-            raise AttributeError(method)
-
-        def call(path: str, **kwargs: Any) -> requests.Response:
-            kwargs.setdefault("timeout", 30)
-            kwargs.setdefault("allow_redirects", False)
-            return self.session.request(method.upper(), f"{self.base}{path}", **kwargs)
-
-        return call
+    def __init__(self, base: str, key: str | None, *, master_key: str | None = MASTER_KEY) -> None:
+        super().__init__(base, key, master_key=master_key)
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,7 @@ from schemathesis.core.failures import FailureGroup
 from devstack.host.http import HttpFrontend
 from devstack.stack import REPO
 from shared.openapi import document
-from tests.conftest import FUNCTION_KEY
+from tests.conftest import FUNCTION_KEY, MASTER_KEY
 from tests.helpers import RETURN_URL, configure, connect, make_directory, new_system
 
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20261121"))
@@ -80,6 +80,11 @@ TRACE = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\", line \
 
 SNAPSHOT_EVERY = 4  # every 4th mutating request to the quiet system is also checked against its rows (~30 ms)
 KEY_MODES = ["header"] * 7 + ["query", "none", "wrong"]  # how each generated request carries the function key
+# ... and the system key (x-system-key) on /systems/{system}/ routes: the path's own (for a generated system ID,
+# the first world system's, which must answer 403), none (401), or the key of a system outside the world (403).
+SYSTEM_KEY_MODES = ["own"] * 8 + ["none", "other"]
+OPERATOR = [{"masterKey": []}, {"masterKeyQuery": []}]
+SYSTEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 # Generated requests per operation (before FUZZ_EXAMPLES scaling): more where there is more to validate.
 BUDGET = {
@@ -244,6 +249,9 @@ class Run:
     snapshot_seconds: float = 0.0
     flow_answers: list[requests.Response] = field(default_factory=list)
     after_delete: Callable[[dict[str, str]], None] | None = None
+    system_keys: dict[str, str] = field(default_factory=dict)  # the world's systems (the first is the default)
+    other_key: str = ""  # an active key of a system outside the world
+    system_key_outcomes: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.session.trust_env = False
@@ -252,20 +260,39 @@ class Run:
         if len(self.problems) < 200:
             self.problems.append(text)
 
-    def send(self, case: schemathesis.Case, key: str, mode: str, *, compare_snapshot: bool = False) -> None:
+    def key_for(self, system: str) -> str:
+        """The system's key if it is one of the world's, else the first world system's (a 403 there)."""
+        return self.system_keys.get(system) or next(iter(self.system_keys.values()))
+
+    def system_headers(self, path: str) -> dict[str, str]:
+        """x-system-key for a hand-made request to a /systems/{system}/ route."""
+        match = re.match(r"^/api/systems/([^/?]+)/", path)
+        return {"x-system-key": self.key_for(unquote(match.group(1)))} if match else {}
+
+    def send(self, case: schemathesis.Case, key: str, mode: str, *, compare_snapshot: bool = False,
+             system_key: str = "own") -> None:
         self.count += 1
         tag = self.count
         label = f"{case.method.upper()} {case.operation.path}"
+        operator = self.operations[label].get("security") == OPERATOR
         headers = {TAG: str(tag)}
         params: dict[str, str] = {}
+        secret = MASTER_KEY if operator else FUNCTION_KEY
         if key == "header":
-            headers["x-functions-key"] = FUNCTION_KEY
+            headers["x-functions-key"] = secret
         elif key == "query":
-            params["code"] = FUNCTION_KEY
+            params["code"] = secret
         elif key == "wrong":
             headers["x-functions-key"] = "not-the-key"
-        # Schemathesis generates the security scheme's own parameters too: the key mode alone decides them.
-        case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "x-functions-key"}
+        if self.system_route(label):
+            system = str((case.path_parameters or {}).get("system", ""))
+            if system_key == "own":
+                headers["x-system-key"] = self.key_for(system)
+            elif system_key == "other":
+                headers["x-system-key"] = self.other_key
+        # Schemathesis generates the security schemes' own parameters too: the key modes alone decide them.
+        case.headers = {k: v for k, v in (case.headers or {}).items()
+                        if k.lower() not in ("x-functions-key", "x-system-key")}
         case.query = {k: v for k, v in (case.query or {}).items() if k != "code"}
         began = time.monotonic()
         before = self.snapshot.take() if compare_snapshot else None
@@ -282,7 +309,7 @@ class Run:
         self.statuses[response.status_code] += 1
         self.per_operation[label][response.status_code] += 1
         self.modes[mode] += 1
-        self.check(case, key, mode, response, tag, label)
+        self.check(case, key, mode, response, tag, label, system_key)
         if before is not None and response.status_code >= 400:
             self.snapshots_compared += 1
             began = time.monotonic()
@@ -302,14 +329,23 @@ class Run:
         return (f"{case.method.upper()} {case.formatted_path} query={case.query} headers={case.headers} "
                 f"body={text} key={key} media_type={case.media_type} ({mode}, seed {FUZZ_SEED})")
 
+    def system_route(self, label: str) -> bool:
+        """A host route of one system (function key and system key), not the operator's or an anonymous one."""
+        return label.split(" ", 1)[1].startswith("/api/systems/{system}") \
+            and self.operations[label].get("security") is None
+
     def check(self, case: schemathesis.Case, key: str, mode: str, response: Any, tag: int,
-              label: str) -> None:
+              label: str, system_key: str = "own") -> None:
         status = response.status_code
         operation = self.operations[label]
         anonymous = operation.get("security") == []
-        keyed_ok = anonymous or key in ("header", "query")
+        function_ok = anonymous or key in ("header", "query")
+        system_route = self.system_route(label)
+        keyed_ok = function_ok and (system_key == "own" or not system_route)
         said = f"{label} answered {status}"
-        where = self.describe(case, key, mode)
+        where = self.describe(case, key, mode) + f" system_key={system_key}"
+        if function_ok and system_route and system_key != "own":
+            self.check_system_key(case, system_key, response, said, where)
         if status >= 500:
             self.problem(f"{said} (5xx): {where} -> {response.text[:300]}")
         prepared = response.request
@@ -318,7 +354,7 @@ class Run:
         leaked = leaked_trace(f"{response.text} {json.dumps(response.headers)}", sent)
         if leaked:
             self.problem(f"{said} with a stack trace or source path ({leaked!r}): {where} -> {response.text[:300]}")
-        if not anonymous and not keyed_ok and status != 401:
+        if not anonymous and not function_ok and status != 401:
             self.problem(f"{said} without a valid key ({key}): {where}")
         if keyed_ok and status == 401:
             self.problem(f"{said} 401 with a valid key or on an anonymous route: {where}")
@@ -352,6 +388,28 @@ class Run:
             self.problem(f"{said} but wrote {writes[:3]}: {where}")
         if label == "PUT /api/systems/{system}/locations/{location}" and status == 200:
             self.accepted_location_writes.append(bool(writes))
+
+
+    def check_system_key(self, case: schemathesis.Case, system_key: str, response: Any, said: str,
+                         where: str) -> None:
+        """Without the path's system key a system route never succeeds: 401 without one, 403 with another
+        system's; a system ID that cannot exist is refused as such (400), a path the host cannot route 404/405."""
+        status = response.status_code
+        try:
+            code = response.json().get("error", {}).get("code", "")
+        except (ValueError, AttributeError):
+            code = ""
+        system = str((case.path_parameters or {}).get("system", ""))
+        expected = (401, "system_key_required") if system_key == "none" else (403, "system_key_invalid")
+        self.system_key_outcomes[(system_key, status)] += 1
+        if status < 400:
+            self.problem(f"{said} with system key {system_key}: {where}")
+            return
+        if (status, code) == expected or (code in ("not_found", "method_not_allowed") and status in (404, 405)):
+            return
+        if status == 400 and code == "validation_failed" and not SYSTEM_ID.match(system):
+            return
+        self.problem(f"{said} {code!r} with system key {system_key}, expected {expected}: {where}")
 
 
 def header(response: Any, name: str) -> str:
@@ -596,6 +654,9 @@ def test_fuzz_every_route(app, api, simulator, recorder, storage_connection_stri
     snapshot = TableSnapshot(storage_connection_string, app.env["TABLE_PREFIX"], world.quiet)
     request.addfinalizer(snapshot.close)
     run = Run(app.url, recorder, snapshot, error_schema, operations)
+    run.system_keys = {world.system: api.system_key(world.system), world.quiet: api.system_key(world.quiet)}
+    run.other_key = api.system_key(new_system())
+    assert all(run.system_keys.values()) and run.other_key
 
     def reconnect(path_parameters: dict[str, str]) -> None:
         subject = (path_parameters.get("kind", ""), path_parameters.get("id", ""))
@@ -609,7 +670,7 @@ def test_fuzz_every_route(app, api, simulator, recorder, storage_connection_stri
     for method, target, kwargs in explicit_requests(world):
         run.count += 1
         path = target["path"]
-        headers = {"x-functions-key": FUNCTION_KEY, TAG: str(run.count)}
+        headers = {"x-functions-key": FUNCTION_KEY, TAG: str(run.count), **run.system_headers(path)}
         if "content-type" in target:
             headers["content-type"] = target["content-type"]
         response = run.session.request(method, f"{app.url}{path}", headers=headers, timeout=30,
@@ -620,8 +681,8 @@ def test_fuzz_every_route(app, api, simulator, recorder, storage_connection_stri
 
     for method, path, kwargs, expected in browser_flows(run, world):
         run.count += 1
-        response = run.session.request(method, f"{app.url}{path}", headers={TAG: str(run.count)}, timeout=30,
-                                       allow_redirects=False, **kwargs)
+        response = run.session.request(method, f"{app.url}{path}", timeout=30, allow_redirects=False,
+                                       headers={TAG: str(run.count), **run.system_headers(path)}, **kwargs)
         run.statuses[response.status_code] += 1
         run.per_operation["(hand-made)"][response.status_code] += 1
         check_raw(run, method, path, kwargs, response, expected)
@@ -659,6 +720,9 @@ def test_fuzz_every_route(app, api, simulator, recorder, storage_connection_stri
     assert not run.problems, f"{len(run.problems)} problem(s):\n" + "\n".join(run.problems[:40])
     assert sum(run.modes.values()) >= 2000 * SCALE, f"only {sum(run.modes.values())} generated requests"
     assert run.statuses[401] > 0 and sum(n for s, n in run.statuses.items() if 200 <= s < 300) > 100
+    print("without the path's system key: " + ", ".join(f"{m} {s}: {n}" for (m, s), n in
+                                                         sorted(run.system_key_outcomes.items())))
+    assert run.system_key_outcomes[("none", 401)] > 20 and run.system_key_outcomes[("other", 403)] > 20
 
 
 def self_check(run: Run, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -678,7 +742,8 @@ def self_check(run: Run, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         patch.setattr(IntegrationService, "save_location", writes_then_refuses)
         response = run.session.put(f"{run.base}/api/systems/{world.quiet}/locations/self-check",
                                    json={"title_mode": "patron_name"}, timeout=30,
-                                   headers={"x-functions-key": FUNCTION_KEY, TAG: str(tag)})
+                                   headers={"x-functions-key": FUNCTION_KEY, TAG: str(tag),
+                                            "x-system-key": run.key_for(world.quiet)})
     if response.status_code != 400:
         run.problem(f"self-check: the writing-then-refusing PUT location answered {response.status_code}")
     if not run.recorder.writes.get(tag):
@@ -694,7 +759,7 @@ def wait_for_export_jobs(run: Run, world: World, timeout: float = 30.0) -> list[
     answers the jobs still unfinished at the deadline. Each job's own status is read: the list route's `state`
     is the one stored at creation."""
     deadline = time.monotonic() + timeout
-    headers = {"x-functions-key": FUNCTION_KEY}
+    headers = {"x-functions-key": FUNCTION_KEY, "x-system-key": run.key_for(world.system)}
     unfinished: list[str] = []
     for kind, subject in (("user", world.user), ("space", world.space)):
         url = f"{run.base}/api/systems/{world.system}/connections/{kind}/{subject}/exports"
@@ -758,13 +823,14 @@ def fuzz_operation(run: Run, operation: Any, world: World, label: str, budget: i
     @seed(FUZZ_SEED)
     @settings(max_examples=budget, database=None, deadline=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @given(drawn=cases, key=st.sampled_from(KEY_MODES))
-    def fuzz(drawn: tuple[str, schemathesis.Case], key: str) -> None:
+    @given(drawn=cases, key=st.sampled_from(KEY_MODES), system_key=st.sampled_from(SYSTEM_KEY_MODES))
+    def fuzz(drawn: tuple[str, schemathesis.Case], key: str, system_key: str) -> None:
         mode, case = drawn
         quiet = case.method.upper() not in READS and (case.path_parameters or {}).get("system") == world.quiet
         if quiet:
             run.quiet_mutations += 1
-        run.send(case, key, mode, compare_snapshot=quiet and run.quiet_mutations % SNAPSHOT_EVERY == 0)
+        run.send(case, key, mode, compare_snapshot=quiet and run.quiet_mutations % SNAPSHOT_EVERY == 0,
+                 system_key=system_key)
 
     fuzz()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import requests
 
 from devstack.ports import free_port
 from shared.export.content import MARKER_ID
@@ -55,8 +54,7 @@ def test_killed_worker_resumes_to_exactly_the_expected_events(app, simulator, ow
         deadline = time.monotonic() + 90
         status: dict = {}
         while time.monotonic() < deadline:
-            status = requests.get(f"{url}/api/systems/{system}/connections/user/u1/exports/{job}",
-                                  headers={"x-functions-key": FUNCTION_KEY}, timeout=10).json()
+            status = api.get(f"/api/systems/{system}/connections/user/u1/exports/{job}", timeout=10).json()
             if status.get("state", "").startswith("completed"):
                 break
             time.sleep(0.5)

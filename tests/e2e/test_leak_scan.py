@@ -136,8 +136,11 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
 
     data_key = timed.secrets.get(timed.settings.data_key_secret_name).value
     txn_key = timed.secrets.get(TXN_KEY_SECRET_NAME).value  # exists: the run exported events
+    system_key = api.system_key(system)
+    assert system_key and system_key.startswith("sk_")  # answered once, to the provisioning request only
     secrets = {"client secret": d.secret, "data key": data_key, "wrong secret": "wrong-secret-value-123",
-               "webhook secret": webhook_secret, "transactionId key": txn_key, "webhook URL token": url_token}
+               "webhook secret": webhook_secret, "transactionId key": txn_key, "webhook URL token": url_token,
+               "system key": system_key}
     assert len(tokens) >= 6  # codes, access and refresh tokens of two connections and their rotations
     needles = {**secrets, **{f"token {t[:12]}…": t for t in tokens}}
 

@@ -62,6 +62,17 @@ def test_app_settings_point_at_the_local_services(stack):
     assert "IDENTITY_ENDPOINT" in os.environ and "IDENTITY_HEADER" in os.environ
 
 
+def test_the_demo_system_is_created_and_its_key_printed_next_to_the_function_key(stack):
+    banner = stack.banner().splitlines()
+    function_line = next(i for i, line in enumerate(banner) if "Function key" in line)
+    assert stack.system_key.startswith("sk_") and stack.system_key in banner[function_line + 1]
+    keyed = {"x-functions-key": stack.function_key, "x-system-key": stack.system_key}
+    response = get(stack, "/api/systems/demo/integration", headers=keyed)
+    assert response.status_code == 200 and response.json()["client_id"] == stack.demo["client_id"]
+    missing = get(stack, "/api/systems/demo/integration", headers={"x-functions-key": stack.function_key})
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "system_key_required"
+
+
 def test_unknown_route_is_a_json_404(stack):
     response = get(stack, "/api/definitely/not/here")
     assert response.status_code == 404
