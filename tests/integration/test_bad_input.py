@@ -42,7 +42,7 @@ def test_a_trailing_newline_or_control_character_in_a_path_parameter_is_refused(
         ("GET", f"{base}/alerts{suffix}", {}, None),
     ]
     for method, path, kwargs, field in requests_:
-        response = api.session.request(method, f"{api.base}{path}", timeout=30, **kwargs)
+        response = api.request(method, path, timeout=30, **kwargs)
         assert response.status_code in (400, 404), f"{method} {path}: {response.status_code} {response.text}"
         if field is not None:
             refused(response, field)
