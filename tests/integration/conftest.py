@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import configure, make_directory, new_system
+from tests.helpers import configure, connect, make_directory, new_system
 
 
 @pytest.fixture
@@ -15,3 +15,10 @@ def system(api, directory):
     system = new_system()
     configure(api, system, directory)
     return system
+
+
+@pytest.fixture
+def staff(api, simulator, directory, system):
+    """A staff member signed in as user connection `u1` of the system."""
+    connect(api, simulator, system, "user", "u1", directory.staff)
+    return directory.staff

@@ -11,12 +11,6 @@ from tests.helpers import RETURN_URL, connect, integration_body
 SLOT = {"key": "a", "start": "2030-06-03T09:00:00", "end": "2030-06-03T10:00:00", "time_zone": "Europe/London"}
 
 
-@pytest.fixture
-def staff(api, simulator, directory, system):
-    connect(api, simulator, system, "user", "u1", directory.staff)
-    return directory.staff
-
-
 def refused(response, field):
     assert response.status_code == 400, response.text
     error = response.json()["error"]

@@ -4,12 +4,9 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from shared.export.content import MARKER_ID
 from shared.runtime import build_services
 from shared.settings import Settings
-from tests.helpers import connect
 
 
 def items(n, start=datetime(2027, 1, 4, 9, 0), prefix="shift"):
@@ -41,12 +38,6 @@ def markers(simulator, mailbox):
     events = simulator.sim.graph.list_events(mailbox)
     values = [p["value"] for e in events for p in e.get("singleValueExtendedProperties", []) if p["id"] == MARKER_ID]
     return events, values
-
-
-@pytest.fixture
-def staff(api, simulator, directory, system):
-    connect(api, simulator, system, "user", "u1", directory.staff)
-    return directory.staff
 
 
 def test_not_exported_before_versus_all(api, simulator, system, staff):

@@ -32,12 +32,6 @@ def room(api, simulator, directory, system):
     return directory.room
 
 
-@pytest.fixture
-def staff(api, simulator, directory, system):
-    connect(api, simulator, system, "user", "u1", directory.staff)
-    return directory.staff
-
-
 def put(api, system, kind, subject, item, body):
     return api.put(f"/api/systems/{system}/connections/{kind}/{subject}/items/{item}", json=body)
 

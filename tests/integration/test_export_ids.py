@@ -11,22 +11,13 @@
 
 import uuid
 
-import pytest
-
 from shared.export.content import MARKER_ID, marker
 from shared.models import Item
 from shared.secrets import TXN_KEY_SECRET_NAME
-from tests.helpers import connect
 from tests.integration.test_pull import room, services  # noqa: F401 - fixtures
 
 SHIFT = {"title": "Desk", "occurrences": [{"key": "a", "start": "2027-03-01T09:00:00",
                                            "end": "2027-03-01T10:00:00", "time_zone": "Europe/Paris"}]}
-
-
-@pytest.fixture
-def staff(api, simulator, directory, system):
-    connect(api, simulator, system, "user", "u1", directory.staff)
-    return directory.staff
 
 
 def put(api, system, body, kind="user", subject="u1", item="shift"):

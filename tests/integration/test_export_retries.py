@@ -14,12 +14,6 @@ SHIFT = {"title": "Desk", "occurrences": [{"key": "a", "start": "2027-03-01T09:0
                                            "end": "2027-03-01T10:00:00", "time_zone": "Europe/Paris"}]}
 
 
-@pytest.fixture
-def staff(api, simulator, directory, system):
-    connect(api, simulator, system, "user", "u1", directory.staff)
-    return directory.staff
-
-
 class MovableClock:
     def __init__(self, simulator):
         self.offset = timedelta()

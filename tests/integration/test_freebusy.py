@@ -2,20 +2,12 @@
 
 import pytest
 
-from tests.helpers import connect
-
 WINDOW = "start=2027-02-01T00:00:00Z&end=2027-02-15T00:00:00Z"
 
 
 def event(subject, start, end, show_as="busy", **extra):
     return {"subject": subject, "showAs": show_as, "start": {"dateTime": start, "timeZone": "UTC"},
             "end": {"dateTime": end, "timeZone": "UTC"}, **extra}
-
-
-@pytest.fixture
-def staff(api, simulator, directory, system):
-    connect(api, simulator, system, "user", "u1", directory.staff)
-    return directory.staff
 
 
 def test_busy_tentative_oof_and_every_occurrence_of_a_series(api, simulator, system, staff):

@@ -18,7 +18,6 @@ from shared.http import MAX_BODY_BYTES
 from shared.models import connection_partition
 from shared.runtime import build_services
 from shared.settings import Settings
-from tests.helpers import connect
 
 ZONE = "America/Argentina/ComodRivadavia"  # among the longest IANA names
 LONG = ("Zo\u00eb \U0001d504da " * MAX_TEXT)[:MAX_TEXT]  # outside the BMP: the most UTF-16 units a text has
@@ -40,12 +39,6 @@ def item_body(count, **kw):
     return {"title": LONG, "patron": {"first_name": LONG, "last_name": LONG, "email": LONG},
             "public_nickname": LONG, "location_text": LONG, "notes": LONG,
             "occurrences": occurrences(count, **kw)}
-
-
-@pytest.fixture
-def staff(api, simulator, directory, system):
-    connect(api, simulator, system, "user", "u1", directory.staff)
-    return directory.staff
 
 
 def test_an_item_of_500_occurrences_at_their_longest_is_stored_synced_and_read_back(api, simulator, system, staff):

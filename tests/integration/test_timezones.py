@@ -13,12 +13,6 @@ DAY = (datetime.now(UTC) + timedelta(days=5)).date()
 
 
 @pytest.fixture
-def staff(api, simulator, directory, system):
-    connect(api, simulator, system, "user", "u1", directory.staff)
-    return directory.staff
-
-
-@pytest.fixture
 def room(api, simulator, directory, system, services):  # noqa: F811 - the imported fixture
     connect(api, simulator, system, "space", "r1", directory.staff)
     response = api.patch(f"/api/systems/{system}/connections/space/r1",
