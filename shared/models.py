@@ -30,6 +30,22 @@ def subject_key(kind: str, subject_id: str) -> str:
 
 
 @dataclass(kw_only=True)
+class SystemRecord(Row):
+    """A system the operator created and its active keys: `[{"key_id", "sha256", "created_at"}]` (never a key)."""
+
+    system: str
+    keys: list[dict[str, str]] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return self.system
+
+    def row_key(self) -> str:
+        return "system"
+
+
+@dataclass(kw_only=True)
 class Integration(Row):
     """A system's app registration and switches. The client secret itself is in Key Vault, never here."""
 

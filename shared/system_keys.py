@@ -22,14 +22,14 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from shared import validation
 from shared.clock import Clock, iso, utcnow
 from shared.errors import AlreadyExists, ConcurrencyConflict, Conflict, Forbidden, NotFound, Unauthorized
-from shared.storage.tables import Row, TableRepository
+from shared.models import SystemRecord
+from shared.storage.repositories import SystemRecords
 
 HEADER = "x-system-key"
 PREFIX = "sk"
@@ -60,30 +60,6 @@ class SystemKeyNotFound(NotFound):
 
 class TooManySystemKeys(Conflict):
     code = "too_many_system_keys"
-
-
-@dataclass(kw_only=True)
-class SystemRecord(Row):
-    """A system the operator created and its active keys: `[{"key_id", "sha256", "created_at"}]` (never a key)."""
-
-    system: str
-    keys: list[dict[str, str]] = field(default_factory=list)
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    def partition_key(self) -> str:
-        return self.system
-
-    def row_key(self) -> str:
-        return "system"
-
-
-class SystemRecords(TableRepository[SystemRecord]):
-    table = "systemkeys"
-    row_type = SystemRecord
-
-    def find(self, system: str) -> SystemRecord | None:
-        return self.get(system, "system")
 
 
 def digest(key: str) -> str:

@@ -30,11 +30,19 @@ from shared.models import (
     RefreshDue,
     RetryEntry,
     SyncRecord,
+    SystemRecord,
     TokenCache,
     due_row_key,
 )
 from shared.storage.tables import MAX_TRANSACTION, TableRepository
-from shared.system_keys import SystemRecords
+
+
+class SystemRecords(TableRepository[SystemRecord]):
+    table = "systemkeys"
+    row_type = SystemRecord
+
+    def find(self, system: str) -> SystemRecord | None:
+        return self.get(system, "system")
 
 
 class Integrations(TableRepository[Integration]):
