@@ -1,6 +1,8 @@
-"""The simulated directory: tenants, users and room mailboxes, app registrations, and mailbox delegation.
+"""The simulated directory: tenants, users and room mailboxes, room lists, app registrations with their service
+principals and per-tenant application permissions, and mailbox delegation.
 
-Identity (sign-in, consent, tokens) and Graph (who may open which mailbox) both read this model.
+Identity (sign-in, consent, tokens) and Graph (who may open which mailbox) both read this model. Exchange Online's
+RBAC for Applications (management scopes and role assignments) lives in simulator/rbac.py, per tenant.
 """
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.rbac import Rbac
 
 # Microsoft's real tenant ID for personal (MSA) accounts.
 CONSUMERS_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
@@ -34,6 +39,37 @@ class Tenant:
     # reported with that AADSTS code (unless an admin already consented for the app, see `admin_consented`).
     admin_consent_required: str | None = None
     admin_consented: set[str] = field(default_factory=set)  # client IDs an administrator approved
+    # Client IDs with a service principal (enterprise application) here: the home tenant's registration, and any
+    # tenant where an administrator or a user consented. Client credentials need one ("Application ... was not
+    # found in the directory" otherwise), a user consent creates one:
+    # https://learn.microsoft.com/entra/identity/enterprise-apps/grant-consent-single-user
+    service_principals: set[str] = field(default_factory=set)
+    # Application permissions (Microsoft Graph app roles) an administrator of THIS tenant granted, per client ID:
+    # the `roles` of the app's client-credentials tokens for this tenant, and nowhere else.
+    # https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
+    app_roles: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Place:
+    """What the Places API shows of a room mailbox (Exchange's Set-Place attributes), Graph's `room` resource:
+    https://learn.microsoft.com/graph/api/resources/room"""
+
+    capacity: int | None = None
+    building: str | None = None
+    floor_number: int | None = None
+    floor_label: str | None = None
+    label: str | None = None
+    nickname: str | None = None
+    phone: str | None = None
+    is_wheelchair_accessible: bool = False
+    booking_type: str = "standard"  # "standard" or "reserved"
+    tags: list[str] = field(default_factory=list)
+    audio_device_name: str | None = None
+    video_device_name: str | None = None
+    display_device_name: str | None = None
+    address: dict[str, Any] | None = None  # physicalAddress: street, city, state, postalCode, countryOrRegion
+    geo_coordinates: dict[str, Any] | None = None  # outlookGeoCoordinates: latitude, longitude, ...
 
 
 @dataclass
@@ -44,6 +80,27 @@ class User:
     display_name: str
     kind: str = "user"  # "user" or "room"
     enabled: bool = True
+    # Exchange recipient attributes a management scope can filter on (CustomAttribute1..15) and the GAL flag
+    # (HiddenFromAddressListsEnabled), with their history so RBAC's propagation delay sees them as they were.
+    attributes: dict[str, Any] = field(default_factory=dict)
+    attribute_history: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    place: Place | None = None  # rooms only
+
+    @property
+    def recipient_type_details(self) -> str:
+        return "RoomMailbox" if self.kind == "room" else "UserMailbox"
+
+
+@dataclass
+class RoomList:
+    """An Exchange room list (a distribution group of rooms), Graph's `roomList`:
+    https://learn.microsoft.com/graph/api/resources/roomlist"""
+
+    id: str
+    tenant_id: str
+    address: str
+    display_name: str
+    room_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -60,8 +117,9 @@ class AppRegistration:
     sign_in_audience: str = AUDIENCE_MULTI_ORG
     redirect_uris: list[str] = field(default_factory=list)
     secrets: list[ClientSecret] = field(default_factory=list)
-    # Application permissions (app roles) an administrator granted, e.g. "Calendars.ReadWrite": the scopes of
-    # app-only (client credentials) tokens.
+    # The application permissions the registration asks for (its "API permissions", requiredResourceAccess), e.g.
+    # "Calendars.ReadWrite". They are granted per tenant (Tenant.app_roles): in the home tenant when the app is
+    # created (the portal's "Grant admin consent for <home tenant>"), elsewhere by that tenant's admin consent.
     application_permissions: list[str] = field(default_factory=list)
 
 
@@ -83,6 +141,8 @@ class Directory:
         self.users: dict[str, User] = {}
         self.apps: dict[str, AppRegistration] = {}
         self.grants: set[MailboxGrant] = set()
+        self.room_lists: dict[str, RoomList] = {}
+        self.rbac = Rbac()  # Exchange Online RBAC for Applications, per tenant
         self.add_tenant("Personal Microsoft accounts", "outlook.com", tenant_id=CONSUMERS_TENANT_ID, personal=True)
 
     def add_tenant(
@@ -105,11 +165,43 @@ class Directory:
         with self.lock:
             if tenant_id not in self.tenants:
                 raise KeyError(f"unknown tenant {tenant_id}")
-            if self.find_user(address) is not None:
+            if self.find_user(address) is not None or self.find_room_list(address) is not None:
                 raise ValueError(f"address already used: {address}")
             user = User(user_id or new_id(), tenant_id, address, display_name, kind)
+            if kind == "room":
+                user.place = Place()
+            user.attribute_history.append((0.0, {}))
             self.users[user.id] = user
             return user
+
+    def set_attributes(self, user: User, changes: dict[str, Any], now: float) -> dict[str, Any]:
+        """Change recipient attributes (None or "" clears one); the history keeps what was true when."""
+        with self.lock:
+            merged = dict(user.attributes)
+            for name, value in changes.items():
+                if value is None or value == "":
+                    merged.pop(name, None)
+                else:
+                    merged[name] = value
+            user.attributes = merged
+            user.attribute_history.append((now, dict(merged)))
+            return dict(merged)
+
+    def add_room_list(self, tenant_id: str, address: str, display_name: str, room_ids: list[str],
+                      *, list_id: str | None = None) -> RoomList:
+        with self.lock:
+            if self.find_user(address) is not None or self.find_room_list(address) is not None:
+                raise ValueError(f"address already used: {address}")
+            room_list = RoomList(list_id or new_id(), tenant_id, address, display_name, list(room_ids))
+            self.room_lists[room_list.id] = room_list
+            return room_list
+
+    def find_room_list(self, id_or_address: str) -> RoomList | None:
+        with self.lock:
+            if id_or_address in self.room_lists:
+                return self.room_lists[id_or_address]
+            wanted = id_or_address.lower()
+            return next((r for r in self.room_lists.values() if r.address.lower() == wanted), None)
 
     def add_app(
         self,
@@ -130,7 +222,41 @@ class Directory:
                 list(redirect_uris or []), list(secrets or []), list(application_permissions or []),
             )
             self.apps[app.client_id] = app
+            home = self.tenants[tenant_id]
+            home.service_principals.add(app.client_id)
+            home.app_roles[app.client_id] = set(app.application_permissions)
             return app
+
+    def grant_app_roles(self, tenant_id: str, client_id: str, roles: set[str]) -> set[str]:
+        """An administrator of the tenant granted application permissions (creating the service principal)."""
+        with self.lock:
+            tenant = self.tenants[tenant_id]
+            tenant.service_principals.add(client_id)
+            granted = tenant.app_roles.setdefault(client_id, set())
+            granted |= roles
+            return set(granted)
+
+    def revoke_app_roles(self, tenant_id: str, client_id: str, roles: set[str]) -> set[str]:
+        with self.lock:
+            granted = self.tenants[tenant_id].app_roles.setdefault(client_id, set())
+            granted -= roles
+            return set(granted)
+
+    def app_roles(self, tenant_id: str, client_id: str) -> frozenset[str]:
+        with self.lock:
+            tenant = self.tenants.get(tenant_id)
+            return frozenset(tenant.app_roles.get(client_id, set())) if tenant else frozenset()
+
+    def has_service_principal(self, tenant_id: str, client_id: str) -> bool:
+        with self.lock:
+            tenant = self.tenants.get(tenant_id)
+            return tenant is not None and client_id in tenant.service_principals
+
+    def add_service_principal(self, tenant_id: str, client_id: str) -> None:
+        with self.lock:
+            tenant = self.tenants.get(tenant_id)
+            if tenant is not None:
+                tenant.service_principals.add(client_id)
 
     def grant_mailbox(self, grantee_id: str, mailbox_id: str, permission: str = "full_access") -> MailboxGrant:
         with self.lock:

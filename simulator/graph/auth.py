@@ -5,10 +5,17 @@ Delegated tokens (a signed-in user): the user's own mailbox needs `Calendars.Rea
 `Calendars.Read.Shared` / `Calendars.ReadWrite.Shared`. Without them Exchange answers 403 `ErrorAccessDenied`;
 that is the failure the product must turn into "reauthorize with the shared scope" or "ask for delegation".
 
-App-only tokens (client credentials) follow the application permission model: the `Calendars.Read` /
-`Calendars.ReadWrite` application roles (the app registration's granted application permissions, which the
-identity side puts in the token) give access to every mailbox of the token's tenant. The product itself only
-uses delegated tokens; app-only support keeps the simulator useful for admin tooling and seeding.
+App-only tokens (client credentials; the product's recommended mode for rooms) have two sources of mailbox
+access, and Exchange grants the union of both:
+- the token's roles, i.e. the Entra application permissions an administrator of the token's tenant granted:
+  `Calendars.Read` / `Calendars.ReadWrite` reach every mailbox of that tenant
+  (https://learn.microsoft.com/graph/permissions-reference#calendarsreadwrite);
+- Exchange Online RBAC for Applications: a role assignment such as "Application Calendars.ReadWrite" limited to
+  the mailboxes of a management scope (simulator/rbac.py,
+  https://learn.microsoft.com/exchange/permissions-exo/application-rbac), seen through its propagation delay.
+A mailbox neither covers gets 403 `ErrorAccessDenied` "Access is denied. Check credentials and try again.", the
+answer Exchange gives for a mailbox the app may not open (e.g.
+https://github.com/microsoftgraph/microsoft-graph-docs/issues/3289).
 """
 
 from __future__ import annotations
@@ -92,8 +99,11 @@ def authorize(sim: Simulator, caller: Caller, mailbox: User, *, write: bool) -> 
     if caller.user is None:
         if mailbox.tenant_id != caller.grant.tenant_id:
             raise access_denied()
-        can_write = caller.has("Calendars.ReadWrite")
-        if not (can_write or caller.has("Calendars.Read")) or (write and not can_write):
+        scoped = {p.lower() for p in sim.directory.rbac.graph_permissions(
+            caller.grant.tenant_id, caller.client_id, mailbox, sim.clock.time())}
+        can_write = caller.has("Calendars.ReadWrite") or "calendars.readwrite" in scoped
+        can_read = can_write or caller.has("Calendars.Read") or "calendars.read" in scoped
+        if not can_read or (write and not can_write):
             raise access_denied()
         return Access(mailbox, can_write)
     if caller.user.id == mailbox.id:

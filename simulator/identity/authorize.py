@@ -179,6 +179,9 @@ def _continue(ctx: Ctx, form: Mapping[str, str], segment: str) -> Response:
         return _redirect_error(ctx, pending.redirect_uri, pending.response_mode, pending.state,
                                errors.user_declined())
     ctx.state.record_consent(user.id, app.client_id, set(sc.permissions(pending.scopes)))
+    # A user's consent creates the app's service principal in the user's tenant, if there was none:
+    # https://learn.microsoft.com/entra/identity/enterprise-apps/grant-consent-single-user
+    ctx.sim.directory.add_service_principal(user.tenant_id, app.client_id)
     return _issue_code(ctx, pending, user)
 
 

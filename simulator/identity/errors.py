@@ -143,12 +143,14 @@ def pkce_required() -> AadError:
     )
 
 
-def no_tenant_for_app_only(segment: str) -> AadError:
+def no_tenant_for_app_only() -> AadError:
+    # Client credentials on /common or /organizations (no tenant to issue the app's token in); Entra's exact text,
+    # e.g. https://github.com/AzureAD/microsoft-identity-web/issues/462 and
+    # https://github.com/AzureAD/microsoft-authentication-library-for-python/issues/141
     return AadError(
         50059,
         "invalid_request",
-        "No tenant-identifying information found in either the request or implied by any provided credentials. "
-        f"The client credentials grant cannot be used on the '{segment}' endpoint.",
+        "No tenant-identifying information found in either the request or implied by any provided credentials.",
     )
 
 

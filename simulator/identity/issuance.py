@@ -98,15 +98,16 @@ def user_token_response(
     return body
 
 
-def app_token_response(ctx: Ctx, app: AppRegistration, tenant_id: str) -> dict[str, Any]:
-    """An app-only token: no user, no refresh or ID token; its permissions are the app's application
-    permissions (roles), which Graph checks."""
+def app_token_response(ctx: Ctx, app: AppRegistration, tenant_id: str, roles: frozenset[str]) -> dict[str, Any]:
+    """An app-only token: no user, no refresh or ID token; its permissions are the roles granted in `tenant_id`,
+    fixed when it is issued (a revoked role lives on in tokens already issued until they expire, as a JWT's
+    `roles` claim does)."""
     lifetime = ctx.state.settings.access_token_lifetime
     access = ctx.sim.tokens.issue(
         client_id=app.client_id,
         tenant_id=tenant_id,
         user_id=None,
-        scopes=frozenset(app.application_permissions),
+        scopes=roles,
         lifetime=lifetime,
     )
     return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access.token}  # nosec B105 - the OAuth token type, not a secret

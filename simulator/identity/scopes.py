@@ -46,3 +46,15 @@ def covers(granted: Iterable[str], requested: Iterable[str]) -> bool:
     """Permission names are case-insensitive at Microsoft."""
     have = {g.lower() for g in granted}
     return all(r.lower() in have for r in requested)
+
+
+# Microsoft Graph application permissions (app roles) an administrator can grant in the simulator: the ones this
+# product and its tests touch, by the names of https://learn.microsoft.com/graph/permissions-reference. Delegated-
+# only names (e.g. Calendars.ReadWrite.Shared) are not app roles and are refused.
+GRAPH_APP_ROLES = frozenset({
+    "Calendars.Read", "Calendars.ReadBasic.All", "Calendars.ReadWrite",
+    "Place.Read.All", "Place.ReadWrite.All",
+    "User.Read.All", "User.ReadBasic.All", "Directory.Read.All", "Group.Read.All",
+    "Mail.Read", "Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.ReadWrite", "Mail.Send",
+    "MailboxSettings.Read", "MailboxSettings.ReadWrite", "Contacts.Read", "Contacts.ReadWrite",
+})

@@ -172,8 +172,14 @@ def _refresh_token(ctx: Ctx, form: Form, authority: Authority, app: AppRegistrat
 
 
 def _client_credentials_grant(ctx: Ctx, form: Form, authority: Authority, app: AppRegistration) -> dict[str, Any]:
+    """App-only tokens, per tenant: https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
+    - only on a tenant's endpoint (AADSTS50059 on /common, /organizations, /consumers);
+    - `scope` is exactly one `{resource}/.default` (AADSTS1002012 otherwise);
+    - the app needs a service principal in that tenant (AADSTS700016 "not found in the directory" otherwise);
+    - the token's roles are the application permissions an administrator of THAT tenant granted (possibly none:
+      Exchange's RBAC for Applications then decides mailbox access on its own, see simulator/rbac.py)."""
     if authority.kind != "tenant" or authority.tenant is None:
-        raise errors.no_tenant_for_app_only(authority.segment)
+        raise errors.no_tenant_for_app_only()
     scope = form.get("scope", "").strip()
     if not scope:
         raise errors.missing_parameter("scope")
@@ -190,9 +196,10 @@ def _client_credentials_grant(ctx: Ctx, form: Form, authority: Authority, app: A
             "tenant.",
         )
     tenant = authority.tenant
-    if tenant.id != app.tenant_id and app.client_id not in tenant.admin_consented:
+    directory = ctx.sim.directory
+    if not directory.has_service_principal(tenant.id, app.client_id):
         raise errors.app_not_found(app.client_id, tenant.name)
-    return app_token_response(ctx, app, tenant.id)
+    return app_token_response(ctx, app, tenant.id, directory.app_roles(tenant.id, app.client_id))
 
 
 _GRANTS: dict[str, Callable[[Ctx, Form, Authority, AppRegistration], dict[str, Any]]] = {
