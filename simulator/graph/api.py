@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from werkzeug import Request, Response
 
 from simulator.core import DropConnection, Simulator
-from simulator.graph import calendarview, delta, resources, schedule
+from simulator.graph import calendarview, delta, places, resources, schedule
 from simulator.graph.auth import authenticate, authorize, mailbox_of
 from simulator.graph.batch import run_batch
 from simulator.graph.context import Ctx
@@ -131,6 +131,11 @@ def run(state: GraphState, req: GraphRequest) -> GraphResponse:
     started = time.monotonic()
     counters = state.counters
     counters.incr("graph.requests")
+    if places.handles(req.path):  # /places: the tenant's rooms, no mailbox in the path (graph/places.py)
+        try:
+            return _counted(state, places.serve(state, req))
+        except GraphError as exc:
+            return _counted(state, _error(exc, req))
     try:
         caller = authenticate(state.sim, req)
         found = match(req.method, req.path)
