@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from simulator.control import Control, ControlError
+from simulator.seed import seed_demo
 from simulator.testing import RunningSimulator, http_session, sign_in
 from tests.simulator.conftest import REDIRECT_URI, World
 
@@ -322,3 +323,18 @@ def test_the_control_api_over_http(simulator, world, rooms, rbac_app):
     assert tested.json()["results"][0]["InScope"] is True
     assert (granted.json()["app_roles"], revoked.json()["app_roles"]) == (["Place.Read.All"], [])
     assert simulator.sim.directory.rbac.propagation_seconds == 1800
+
+
+def test_the_demo_app_reaches_rooms_through_its_rbac_scope_only(simulator, make_msal):
+    demo = seed_demo(simulator.sim, "https://localhost:7071/api/oauth/callback")
+    token = _token(make_msal, demo["client_id"], demo["client_secret"], demo["tenant_id"])["access_token"]
+    graph = Graph(simulator, token)
+    listed = graph.session.get(f"{graph.base}/places/{demo['room_lists'][0]['address']}/microsoft.graph.roomlist/"
+                               "rooms", headers=graph.headers).json()["value"]
+
+    assert simulator.sim.tokens.lookup(token).scopes == {"Place.Read.All", "User.Read.All"}
+    assert demo["app_only"]["role_assignment"] == {"role": "Application Calendars.ReadWrite", "scope": "Rooms"}
+    assert all(graph.write(room["address"])[0] == 201 for room in demo["rooms"])
+    assert _denied(graph.read(demo["staff"][0]["address"]))
+    assert {r["emailAddress"] for r in listed} == {r["address"] for r in demo["rooms"]}
+    assert len(demo["rooms"]) == 4 and all(r["capacity"] for r in listed)
