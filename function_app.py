@@ -12,6 +12,7 @@ from functions import (
     health,
     housekeeping,
     integration,
+    notifications,
     oauth,
     pull,
     systems,
@@ -22,5 +23,5 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for blueprint in (health.bp, systems.bp, integration.bp, oauth.bp, connections.bp, export.bp, pull.bp, alerts.bp,
-                  tokens.bp, webhooks.bp, housekeeping.bp):
+                  tokens.bp, webhooks.bp, housekeeping.bp, notifications.bp):
     app.register_blueprint(blueprint)

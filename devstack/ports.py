@@ -9,6 +9,7 @@ HOST = "127.0.0.1"
 
 DEFAULT_PORTS = {
     "app": 7071,
+    "app_https": 7443,  # the same app over HTTPS, for Microsoft Graph's change notifications
     "azurite_queue": 10001,
     "azurite_table": 10002,
     "keyvault": 8443,

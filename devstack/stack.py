@@ -66,6 +66,11 @@ class LocalStack:
         return f"http://localhost:{self.ports['app']}"
 
     @property
+    def notification_base_url(self) -> str:
+        """The app over HTTPS (the local CA's certificate): Graph posts change notifications to https URLs only."""
+        return f"https://{HOST}:{self.ports['app_https']}"
+
+    @property
     def demo_file(self) -> Path:
         return self.state_dir / "demo-directory.json"
 
@@ -97,6 +102,9 @@ class LocalStack:
         local = {**load_local_settings(REPO / "local.settings.example.json"), **own}
         # Webhook receivers on this machine are loopback http servers; local.settings.json may still say false.
         local["WEBHOOK_ALLOW_LOOPBACK"] = own.get("WEBHOOK_ALLOW_LOOPBACK", "true")
+        # Change notifications come to the HTTPS listener, unless local.settings.json names another (a tunnel to
+        # this machine, for the real Graph).
+        local["NOTIFICATION_BASE_URL"] = own.get("NOTIFICATION_BASE_URL") or self.notification_base_url
         self.function_key = local.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         self.master_key = local.get("LOCAL_MASTER_KEY") or secrets.token_urlsafe(32)
         self.env = {
@@ -159,13 +167,14 @@ class LocalStack:
         runtime.reset()
         module = importlib.import_module("function_app")
         host_json = json.loads((REPO / "host.json").read_text())
-        if self.azurite is None:
-            raise RuntimeError("Azurite must run before the app starts")
+        if self.azurite is None or self.tls is None:
+            raise RuntimeError("Azurite and the local CA must exist before the app starts")
         self.host = LocalFunctionsHost(
             module.app, host_json=host_json, env=dict(os.environ), function_key=self.function_key,
             master_key=self.master_key, storage_connection_string=self.azurite.connection_string,
         )
-        self.host.start(port=self.ports["app"])
+        self.host.start(port=self.ports["app"], https_port=self.ports["app_https"],
+                        ssl_context=self.tls.server_context())
 
     def stop(self) -> None:
         if self.host is not None:
@@ -194,6 +203,9 @@ class LocalStack:
             "",
             "Outlook calendar sync: local stack is up",
             f"  Function app      {self.app_url}/api   (health: {self.app_url}/api/health)",
+            f"  Function app TLS  {self.notification_base_url}/api   (the same app over HTTPS, local CA)",
+            f"  Notifications     {self.env.get('NOTIFICATION_BASE_URL', '')}/api/notifications/changes   "
+            "(and /lifecycle: Graph's change notifications)",
             f"  Function key      {self.function_key}   (header x-functions-key, or ?code=)",
             *([f"  System key        {self.system_key}   (header x-system-key, for system demo)"]
               if self.system_key else []),

@@ -70,6 +70,22 @@ param pullHorizonDays int = 180
 
 @description('NCRONTAB schedule (six fields, UTC) of the purge of expired pending authorizations (FLOW_PURGE_SCHEDULE).')
 param flowPurgeSchedule string = '0 40 * * * *'
+@description('Public https base URL Microsoft Graph posts change notifications to (NOTIFICATION_BASE_URL), without a trailing slash. Empty: the same as the public base URL (the app\'s default host name unless publicBaseUrl is set).')
+param notificationBaseUrl string = ''
+
+@description('NCRONTAB schedule (six fields, UTC) of the change-notification subscription maintenance: renewal, repair (SUBSCRIPTION_RENEW_SCHEDULE).')
+param subscriptionRenewSchedule string = '0 20 * * * *'
+
+@description('Minutes between safety-net pulls of a room whose change-notification subscription is live (PUSH_SWEEP_MINUTES).')
+@minValue(5)
+@maxValue(1440)
+param pushSweepMinutes int = 60
+
+@description('Seconds within which notifications of one room make one pull (PUSH_COALESCE_SECONDS).')
+@minValue(1)
+@maxValue(60)
+param pushCoalesceSeconds int = 1
+
 @description('Require each system\'s own key (x-system-key) on its /api/systems/{system}/... routes (SYSTEM_KEYS_REQUIRED). Turn off only for one trusted multi-tenant host app.')
 param systemKeysRequired bool = true
 
@@ -117,6 +133,8 @@ var tableNames = [
   'pulltargets'
   'roomsync'
   'systemkeys'
+  'pushsubscriptions'
+  'pushstate'
 ]
 
 // Every queue the app uses: queue-triggered functions and *_QUEUE constants under shared/; each also gets
@@ -126,6 +144,7 @@ var queueNames = [
   'export-work'
   'room-pull'
   'webhook-delivery'
+  'subscription-work'
 ]
 
 // ---- Names ----
@@ -199,6 +218,8 @@ module roles 'modules/roles.bicep' = {
 var defaultBaseUrl = 'https://${functionApp.outputs.defaultHostName}'
 var trimmedBaseUrl = take(publicBaseUrl, length(publicBaseUrl) - (endsWith(publicBaseUrl, '/') ? 1 : 0))
 var effectiveBaseUrl = empty(publicBaseUrl) ? defaultBaseUrl : trimmedBaseUrl
+var trimmedNotificationBaseUrl = take(notificationBaseUrl, length(notificationBaseUrl) - (endsWith(notificationBaseUrl, '/') ? 1 : 0))
+var effectiveNotificationBaseUrl = empty(notificationBaseUrl) ? effectiveBaseUrl : trimmedNotificationBaseUrl
 
 resource site 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
@@ -217,7 +238,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // Checkov reads every Microsoft.Web/sites/config resource as the site's web configuration; this one holds only app
   // settings. The site itself (modules/functionapp.bicep) is checked as Microsoft.Web/sites.
   properties: {
-    //checkov:skip=CKV_AZURE_13:App settings only, not web configuration. Callers authenticate with function keys (anonymous routes are the OAuth flow and health); App Service Authentication would block the host app's key-based calls.
+    //checkov:skip=CKV_AZURE_13:App settings only, not web configuration. Callers authenticate with function keys (anonymous routes are the OAuth flow, health and Microsoft Graph's change notifications); App Service Authentication would block the host app's key-based calls.
     //checkov:skip=CKV_AZURE_63:App settings only, not web configuration. Requests and logs go to Application Insights; App Service HTTP logging is not used.
     //checkov:skip=CKV_AZURE_65:App settings only, not web configuration. Detailed error pages are a web-server setting this Functions app does not use; errors are logged to Application Insights.
     //checkov:skip=CKV_AZURE_66:App settings only, not web configuration. Failed request tracing is a web-server setting this Functions app does not use; failures are traced in Application Insights.
@@ -248,6 +269,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     PULL_HORIZON_DAYS: string(pullHorizonDays)
     FLOW_PURGE_SCHEDULE: flowPurgeSchedule
     SYSTEM_KEYS_REQUIRED: systemKeysRequired ? 'true' : 'false'
+    NOTIFICATION_BASE_URL: effectiveNotificationBaseUrl
+    SUBSCRIPTION_RENEW_SCHEDULE: subscriptionRenewSchedule
+    PUSH_SWEEP_MINUTES: string(pushSweepMinutes)
+    PUSH_COALESCE_SECONDS: string(pushCoalesceSeconds)
   }
   dependsOn: [
     functionApp
@@ -263,6 +288,9 @@ output FUNCTION_APP_URL string = '${effectiveBaseUrl}/${routePrefix}'
 
 @description('The redirect URI to register on each system\'s app registration (Web platform).')
 output OAUTH_REDIRECT_URI string = '${effectiveBaseUrl}/${routePrefix}/oauth/callback'
+
+@description('The change-notification URLs Microsoft Graph posts to (they must be reachable from the internet over https).')
+output NOTIFICATION_URLS string = '${effectiveNotificationBaseUrl}/${routePrefix}/notifications/changes ${effectiveNotificationBaseUrl}/${routePrefix}/notifications/lifecycle'
 
 @description('URI of the Key Vault that holds client secrets and the token-cache data key.')
 output KEY_VAULT_URI string = keyVault.outputs.uri

@@ -487,3 +487,71 @@ class FeedPage(Row):
         return [FeedEntry(system=self.system, subject_id=self.subject_id, seq=int(seq), change=str(change),
                           event_id=str(event_id), data=dict(data), published_at=self.published_at)
                 for seq, change, event_id, data in self.entries]
+
+
+# Change notifications (shared/subscriptions.py, shared/notifications.py)
+SUBSCRIPTION_ACTIVE = "active"
+SUBSCRIPTION_FAILED = "failed"  # creating or renewing it failed; the maintenance timer tries again
+
+
+@dataclass(kw_only=True)
+class PushSubscription(Row):
+    """A connection's Microsoft Graph change-notification subscription (at most one per connection), as managed:
+    which resource, until when, and how the last attempt went. The secret clientState is not here (see
+    SubscriptionLookup: only its hash is kept)."""
+
+    system: str
+    kind: str
+    subject_id: str
+    resource: str = ""  # e.g. /users/room-101@contoso.com/events, or /me/events
+    subscription_id: str = ""
+    status: str = SUBSCRIPTION_ACTIVE
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+    renewed_at: datetime | None = None
+    failures: int = 0  # consecutive failed attempts (backoff of the maintenance timer)
+    last_error_code: str | None = None
+    last_error_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return self.system
+
+    def row_key(self) -> str:
+        return subject_key(self.kind, self.subject_id)
+
+    def live(self, now: datetime) -> bool:
+        return self.status == SUBSCRIPTION_ACTIVE and bool(self.subscription_id) and \
+            self.expires_at is not None and self.expires_at > now
+
+
+@dataclass(kw_only=True)
+class SubscriptionLookup(Row):
+    """What an incoming notification needs, keyed by Graph's subscription ID: whose it is, the SHA-256 of its
+    clientState (compared in constant time), and until when a pull of its room is already queued (coalescing)."""
+
+    subscription_id: str
+    system: str
+    kind: str
+    subject_id: str
+    client_state_sha256: str
+    pull_due_at: datetime | None = None
+
+    def partition_key(self) -> str:
+        return self.subscription_id
+
+    def row_key(self) -> str:
+        return "lookup"
+
+
+@dataclass(kw_only=True)
+class SweepMark(Row):
+    """When the pull timer last swept: rooms with a live subscription are swept when their own slot of the
+    PUSH_SWEEP_MINUTES cycle passed since then (one row, not one write per room)."""
+
+    swept_at: datetime
+
+    def partition_key(self) -> str:
+        return "sweep"
+
+    def row_key(self) -> str:
+        return "mark"

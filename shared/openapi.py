@@ -29,6 +29,7 @@ MAX_URL = 2048  # shared.validation.MAX_URL (a unit test holds them equal)
 
 JSON = "application/json"
 HTML = "text/html"
+TEXT = "text/plain"
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -414,6 +415,21 @@ def _schemas() -> dict[str, Any]:
             "state": _str(), "code": _str(), "error": _str(), "error_description": _str(),
             "error_codes": _str(), "error_uri": _str(), "session_state": _str(), "id_token": _str(),
         }, description="what Microsoft posts (response_mode=form_post); only a state this app issued is trusted"),
+        "ChangeNotification": _obj({
+            "subscriptionId": _str(maxLength=64, description="the Graph subscription it is about"),
+            "clientState": _str(maxLength=255, description="the subscription's secret; a mismatch is ignored"),
+            "changeType": _str(enum=["created", "updated", "deleted"],
+                               description="a change notification (or `lifecycleEvent`, never both)"),
+            "lifecycleEvent": _str(enum=["reauthorizationRequired", "subscriptionRemoved", "missed"],
+                                   description="a lifecycle notification"),
+            "subscriptionExpirationDateTime": _str(), "tenantId": _str(), "resource": _str(),
+            "resourceData": {"type": "object", "additionalProperties": True},
+        }, ["subscriptionId", "clientState"], additionalProperties=True),
+        "ChangeNotificationCollection": _obj({
+            "value": {"type": "array", "items": _ref("ChangeNotification")},
+            "validationTokens": {"type": "array", "items": _str()},
+        }, ["value"], description="what Microsoft Graph posts (changeNotificationCollection)",
+            additionalProperties=True),
     }
 
 
@@ -446,6 +462,33 @@ def _paths() -> dict[str, Any]:
             "summary": "This description (anonymous)",
             "responses": {"200": _json({"type": "object"}, "the OpenAPI document")},
         }},
+        **{f"/notifications/{name}": {"post": {
+            "operationId": operation, "tags": ["change notifications (Microsoft Graph)"], "security": anonymous,
+            "summary": f"Microsoft Graph posts {what} here (anonymous): a subscription's {field}",
+            "description": (
+                "Called by Microsoft Graph, not by the host. With `validationToken` (the handshake when a "
+                "subscription is created) it echoes the token as text/plain. Otherwise each notification whose "
+                "`clientState` matches its subscription queues a pull of that room (coalesced) or, for a lifecycle "
+                "event, renews or recreates the subscription; the others are ignored and counted. Both URLs take "
+                "both kinds of notification."),
+            "parameters": [_param("validationToken", "query", _str(maxLength=1024),
+                                  "Graph's validation handshake: answered 200 text/plain with the token")],
+            "requestBody": {"required": False, "content": {JSON: {"schema": _ref("ChangeNotificationCollection")}}},
+            "responses": {
+                "200": {"description": "the validation token, echoed (printable ASCII without markup, at most "
+                                       "1,024 characters)",
+                        "content": {TEXT: {"schema": _str(maxLength=1024)}}},
+                "202": {"description": "accepted: notifications that check out are queued, the others ignored"},
+                "400": _error("not a notification collection (`invalid_json`, `validation_failed`), or a "
+                              "validation token that is not plain text (`validation_failed`)"),
+                "413": _error("over 1 MiB (`payload_too_large`)"),
+                "415": _error("not JSON (`unsupported_media_type`)"),
+                "503": _error("storage cannot be reached (`dependency_unavailable`): Graph delivers again"),
+            },
+        }} for name, operation, what, field in (
+            ("changes", "graphChangeNotifications", "change notifications", "`notificationUrl`"),
+            ("lifecycle", "graphLifecycleNotifications", "lifecycle notifications",
+             "`lifecycleNotificationUrl`"))},
         "/systems/{system}": {
             "parameters": [_path("system")],
             "post": {
@@ -754,7 +797,8 @@ def _build() -> dict[str, Any]:
         "servers": [{"url": "/", "description": "the function app's host; every path carries the `api` prefix"}],
         "security": [{"functionKey": [], "systemKey": []}, {"functionKeyQuery": [], "systemKey": []}],
         "tags": [{"name": n} for n in ("operations", "operator", "integration", "connections", "oauth (browser)",
-                                       "export", "two-way sync", "alerts")],
+                                       "export", "two-way sync", "alerts",
+                                       "change notifications (Microsoft Graph)")],
         "paths": _paths(),
         "components": {
             "securitySchemes": {

@@ -104,7 +104,7 @@ class HostBookings:
 class PullService:
     def __init__(self, repos: Repositories, access: ConnectionAccess, integrations: IntegrationService,
                  graph: GraphClient, queues: QueueSender, *, horizon_days: int = 180, clock: Clock = utcnow,
-                 on_published: Any = None) -> None:
+                 on_published: Any = None, sweep_filter: Any = None) -> None:
         self._repos = repos
         self._access = access
         self._integrations = integrations
@@ -113,6 +113,8 @@ class PullService:
         self._horizon = timedelta(days=horizon_days)
         self._clock = clock
         self._on_published = on_published  # webhook delivery hook: (connection, first_seq, last_seq)
+        # () -> (PullTarget -> bool): which rooms this sweep pulls (rooms with change notifications less often)
+        self._sweep_filter = sweep_filter
         self.worker_id = uuid.uuid4().hex[:12]
 
     # --- which rooms -------------------------------------------------------------------------------------------
@@ -133,8 +135,11 @@ class PullService:
 
         count = 0
         window: list[dict[str, str]] = []  # bounded, so memory does not grow with the number of rooms
+        due = self._sweep_filter() if self._sweep_filter is not None else None
         with ThreadPoolExecutor(max_workers=FAN_OUT_THREADS, thread_name_prefix="pull-fan-out") as pool:
             for target in self._repos.pull_targets.partition("pull"):
+                if due is not None and not due(target):
+                    continue
                 window.append({"system": target.system, "id": target.subject_id})
                 if len(window) == FAN_OUT_WINDOW:
                     count += len(list(pool.map(send, window)))

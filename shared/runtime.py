@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,12 +27,15 @@ if TYPE_CHECKING:
     from shared.freebusy import FreeBusyService
     from shared.health import HealthService
     from shared.integrations import IntegrationService
+    from shared.models import Connection
+    from shared.notifications import NotificationService
     from shared.oauth import OAuthService
     from shared.outbound import Resolver
     from shared.pull import PullService
     from shared.secrets import SecretStore
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
+    from shared.subscriptions import SubscriptionService
     from shared.system_keys import SystemKeyService
     from shared.token_health import TokenHealthService
     from shared.webhooks import WebhookService
@@ -57,6 +61,8 @@ class Services:
     webhooks: WebhookService
     flow_purge: FlowPurge
     system_keys: SystemKeyService
+    subscriptions: SubscriptionService
+    notifications: NotificationService
 
 
 def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver | None = None) -> Services:
@@ -74,6 +80,7 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
     from shared.health import HealthService, storage_check
     from shared.identity import IdentityPlatform, http_session
     from shared.integrations import ClientSecrets, IntegrationService
+    from shared.notifications import NotificationService, PullCoalescer
     from shared.oauth import OAuthService
     from shared.outbound import system_resolver
     from shared.pull import PullService
@@ -81,6 +88,7 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
     from shared.storage.tables import table_service
+    from shared.subscriptions import SubscriptionService
     from shared.system_keys import SystemKeyService
     from shared.token_health import TokenHealthService
     from shared.tokens import TokenService
@@ -107,8 +115,11 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
     engine = SyncEngine(repos.sync_records, repos.retries, executor, clock, transaction_key=TransactionKey(secrets))
     export = ExportService(repos, access, integrations, engine, queues, alerts, clock)
     webhooks = WebhookService(repos, secrets, queues, alerts, outbound, clock=clock)
+    room_pulls = PullCoalescer(repos.subscription_lookups, queues, window_seconds=settings.push_coalesce_seconds,
+                               clock=clock)
+    subscriptions = SubscriptionService(repos, access, integrations, graph, room_pulls, settings, clock)
     pull = PullService(repos, access, integrations, graph, queues, horizon_days=settings.pull_horizon_days,
-                       clock=clock, on_published=webhooks.on_published)
+                       clock=clock, on_published=webhooks.on_published, sweep_filter=subscriptions.sweep_plan)
     return Services(
         settings=settings,
         tables=tables,
@@ -121,7 +132,8 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
         oauth=OAuthService(repos.flows, repos.connections, integrations, tokens, alerts, identity, cipher, settings,
                            clock),
         connections=ConnectionService(repos.connections, access, integrations, tokens, graph, clock,
-                                      event_remover=export.remove_events, on_change=pull.track),
+                                      event_remover=export.remove_events,
+                                      on_change=_each(pull.track, subscriptions.on_change)),
         alerts=alerts,
         token_health=TokenHealthService(repos.refresh_schedule, repos.connections, repos.integrations, integrations,
                                         tokens, access, identity, alerts, queues, settings, clock),
@@ -131,7 +143,18 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
         webhooks=webhooks,
         flow_purge=FlowPurge(repos.flows, clock),
         system_keys=SystemKeyService(repos.systems, required=settings.system_keys_required, clock=clock),
+        subscriptions=subscriptions,
+        notifications=NotificationService(repos.subscription_lookups, queues, room_pulls),
     )
+
+
+def _each(*hooks: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    """One connection hook that runs several, in order (the pull index first, then the subscription)."""
+    def run(connection: Connection) -> None:
+        for hook in hooks:
+            hook(connection)
+
+    return run
 
 
 _lock = threading.Lock()

@@ -59,6 +59,12 @@ class Settings:
     # Per-system API keys (x-system-key) on every /systems/{system}/... route; off only for one trusted host.
     system_keys_required: bool = True
 
+    # Change notifications (shared/subscriptions.py): the public HTTPS base Microsoft Graph posts to; empty turns
+    # subscriptions off (rooms are then pulled on PULL_SCHEDULE only).
+    notification_base_url: str = ""
+    push_sweep_minutes: int = 60  # the safety-net pull of a room with a live subscription, at most this often
+    push_coalesce_seconds: int = 1  # notifications of one room within this window make one pull
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
         env = os.environ if env is None else env
@@ -94,6 +100,9 @@ class Settings:
             "pull_horizon_days": _int(get("PULL_HORIZON_DAYS", "180"), "PULL_HORIZON_DAYS"),
             "webhook_allow_loopback": _bool(get("WEBHOOK_ALLOW_LOOPBACK", "false"), "WEBHOOK_ALLOW_LOOPBACK"),
             "system_keys_required": _bool(get("SYSTEM_KEYS_REQUIRED") or "true", "SYSTEM_KEYS_REQUIRED"),
+            "notification_base_url": get("NOTIFICATION_BASE_URL") or (f"https://{website}" if website else ""),
+            "push_sweep_minutes": _int(get("PUSH_SWEEP_MINUTES", "60"), "PUSH_SWEEP_MINUTES"),
+            "push_coalesce_seconds": _int(get("PUSH_COALESCE_SECONDS", "1"), "PUSH_COALESCE_SECONDS"),
         }
         values.update(explicit)
         if values["webhook_allow_loopback"] and get("WEBSITE_INSTANCE_ID"):
@@ -119,6 +128,17 @@ class Settings:
             raise ConfigurationError("setting pull_horizon_days must be 7-730")
         if not 1 <= self.graph_global_concurrency <= 256:
             raise ConfigurationError("setting graph_global_concurrency must be 1-256")
+        if self.notification_base_url:
+            parts = urlsplit(self.notification_base_url)
+            # Graph posts notifications to https URLs only ("This URL must make use of the HTTPS protocol",
+            # https://learn.microsoft.com/graph/api/resources/subscription).
+            if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+                raise ConfigurationError("setting notification_base_url must be an https URL without a query, "
+                                         f"got {self.notification_base_url!r}")
+        if not 5 <= self.push_sweep_minutes <= 1440:
+            raise ConfigurationError("setting push_sweep_minutes must be 5-1440")
+        if not 1 <= self.push_coalesce_seconds <= 60:
+            raise ConfigurationError("setting push_coalesce_seconds must be 1-60")
         if self.table_prefix and not (self.table_prefix.isalnum() and self.table_prefix[0].isalpha()):
             raise ConfigurationError("setting table_prefix must be letters and digits, starting with a letter")
 
@@ -128,6 +148,21 @@ class Settings:
         if not self.public_base_url:
             raise ConfigurationError("PUBLIC_BASE_URL (or WEBSITE_HOSTNAME) is not set: no redirect URI")
         return f"{self.public_base_url.rstrip('/')}/{self.route_prefix}/oauth/callback"
+
+    @property
+    def notification_url(self) -> str:
+        """Where Graph posts change notifications (empty when change notifications are off)."""
+        return self._notification_route("changes")
+
+    @property
+    def lifecycle_notification_url(self) -> str:
+        """Where Graph posts lifecycle notifications (reauthorizationRequired, subscriptionRemoved, missed)."""
+        return self._notification_route("lifecycle")
+
+    def _notification_route(self, name: str) -> str:
+        if not self.notification_base_url:
+            return ""
+        return f"{self.notification_base_url.rstrip('/')}/{self.route_prefix}/notifications/{name}"
 
     @property
     def tls_verify(self) -> str | bool:

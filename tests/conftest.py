@@ -111,6 +111,7 @@ class RunningApp:
     url: str
     host: LocalFunctionsHost
     env: dict[str, str]
+    https_url: str = ""  # the same app over HTTPS (local CA): where the simulator posts change notifications
 
     def client(self, key: str | None = FUNCTION_KEY) -> ApiClient:
         return ApiClient(self.url, key)
@@ -141,8 +142,8 @@ def app_server(
     import function_app
     from shared import runtime
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    port, https_port = free_port(), free_port()
+    url, https_url = f"http://127.0.0.1:{port}", f"https://127.0.0.1:{https_port}"
     env = {
         **load_local_settings(REPO / "local.settings.example.json"),
         "AzureWebJobsStorage": storage_connection_string,
@@ -158,6 +159,8 @@ def app_server(
         "PULL_SCHEDULE": "0 0 0 1 1 *",
         "WEBHOOK_ALLOW_LOOPBACK": "true",  # the tests' webhook receivers listen on 127.0.0.1
         "FLOW_PURGE_SCHEDULE": "0 0 0 1 1 *",
+        "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 0 1 1 *",
+        "NOTIFICATION_BASE_URL": https_url,  # Graph (the simulator) posts change notifications over HTTPS only
     }
     saved = dict(os.environ)
     os.environ.update(env)
@@ -165,8 +168,8 @@ def app_server(
     host = LocalFunctionsHost(function_app.app, host_json=_json.loads((REPO / "host.json").read_text()),
                               env=dict(os.environ), function_key=FUNCTION_KEY, master_key=MASTER_KEY,
                               storage_connection_string=storage_connection_string)
-    host.start(port=port)
-    yield RunningApp(url, host, env)
+    host.start(port=port, https_port=https_port, ssl_context=local_tls.server_context())
+    yield RunningApp(url, host, env, https_url)
     host.stop()
     runtime.reset()
     os.environ.clear()

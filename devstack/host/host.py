@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import ssl
 import threading
 import uuid
 from collections.abc import Mapping
@@ -74,23 +75,37 @@ class LocalFunctionsHost:
         self._admin_pool: ThreadPoolExecutor | None = None
         self._server: BaseWSGIServer | None = None
         self._server_thread: threading.Thread | None = None
+        self._https_server: BaseWSGIServer | None = None
+        self._https_thread: threading.Thread | None = None
         self._timers: list[TimerRunner] = []
         self._listeners: list[QueueListener] = []
         self.wsgi_app = HttpFrontend(self._specs, route_prefix=self._config.route_prefix, function_key=function_key,
                                      master_key=master_key, invoker=self._invoker, admin_invoke=self._invoke_later)
 
-    def start(self, host: str = "127.0.0.1", port: int = 7071) -> None:
-        """Serve HTTP on a thread, then start queue listeners and timers (run_on_startup ones fire now)."""
+    def start(self, host: str = "127.0.0.1", port: int = 7071, *, https_port: int | None = None,
+              ssl_context: ssl.SSLContext | None = None) -> None:
+        """Serve HTTP on a thread (and, with `https_port`, the same app over HTTPS with `ssl_context` on another:
+        Microsoft Graph posts change notifications to https URLs only), then start queue listeners and timers
+        (run_on_startup ones fire now)."""
         if self._server is not None:
             raise RuntimeError("the host is already started")
         if self._queue_names and not self._connection_string:
             raise ValueError("queue-triggered functions need storage_connection_string")
+        if (https_port is None) != (ssl_context is None):
+            raise ValueError("https_port and ssl_context go together")
         self._stop.clear()
         self._server = make_server(host, port, self.wsgi_app, threaded=True, request_handler=_QuietRequestHandler)
         self._server_thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                                name="devstack-host-http", daemon=True)
         self._server_thread.start()
         try:
+            if https_port is not None:
+                self._https_server = make_server(host, https_port, self.wsgi_app, threaded=True,
+                                                 ssl_context=ssl_context, request_handler=_QuietRequestHandler)
+                self._https_thread = threading.Thread(target=self._https_server.serve_forever,
+                                                      kwargs={"poll_interval": 0.1}, name="devstack-host-https",
+                                                      daemon=True)
+                self._https_thread.start()
             for spec in self._specs:
                 if spec.kind == "queue" and self._connection_string:
                     listener = QueueListener(spec, self._queue_names[spec.name], self._config.queues,
@@ -109,12 +124,14 @@ class LocalFunctionsHost:
     def stop(self) -> None:
         """Stop polling and scheduling at once; give running functions a few seconds to finish."""
         self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._server_thread is not None:
-            self._server_thread.join(STOP_TIMEOUT_SECONDS)
-        self._server = self._server_thread = None
+        for server in (self._server, self._https_server):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        for thread in (self._server_thread, self._https_thread):
+            if thread is not None:
+                thread.join(STOP_TIMEOUT_SECONDS)
+        self._server = self._server_thread = self._https_server = self._https_thread = None
         for timer in self._timers:
             timer.join(STOP_TIMEOUT_SECONDS)
         for listener in self._listeners:

@@ -27,8 +27,11 @@ from shared.models import (
     PendingFlow,
     PullState,
     PullTarget,
+    PushSubscription,
     RefreshDue,
     RetryEntry,
+    SubscriptionLookup,
+    SweepMark,
     SyncRecord,
     SystemRecord,
     TokenCache,
@@ -274,6 +277,32 @@ class Feed(TableRepository[FeedPage]):
         return entries[:limit]
 
 
+class PushSubscriptions(TableRepository[PushSubscription]):
+    table = "pushsubscriptions"
+    row_type = PushSubscription
+
+    def find(self, system: str, kind: str, subject_id: str) -> PushSubscription | None:
+        return self.get(system, f"{kind}:{subject_id}")
+
+
+# The hot paths of change notifications: a lookup row per Graph subscription ID (what an anonymous notification is
+# checked against) and the pull timer's sweep mark.
+PUSH_STATE_TABLE = "pushstate"
+
+
+class SubscriptionLookups(TableRepository[SubscriptionLookup]):
+    table = PUSH_STATE_TABLE
+    row_type = SubscriptionLookup
+
+    def find(self, subscription_id: str) -> SubscriptionLookup | None:
+        return self.get(subscription_id, "lookup")
+
+
+class SweepMarks(TableRepository[SweepMark]):
+    table = PUSH_STATE_TABLE
+    row_type = SweepMark
+
+
 @dataclass
 class Repositories:
     integrations: Integrations
@@ -294,6 +323,9 @@ class Repositories:
     own_observations: OwnObservations
     feed: Feed
     systems: SystemRecords
+    push_subscriptions: PushSubscriptions
+    subscription_lookups: SubscriptionLookups
+    sweep_marks: SweepMarks
 
     @classmethod
     def build(cls, service: TableServiceClient, prefix: str = "") -> Repositories:
@@ -316,6 +348,9 @@ class Repositories:
             own_observations=OwnObservations(service, prefix),
             feed=Feed(service, prefix),
             systems=SystemRecords(service, prefix),
+            push_subscriptions=PushSubscriptions(service, prefix),
+            subscription_lookups=SubscriptionLookups(service, prefix),
+            sweep_marks=SweepMarks(service, prefix),
         )
 
     def ensure_tables(self) -> None:

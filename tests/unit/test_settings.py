@@ -81,3 +81,17 @@ def test_system_keys_are_required_unless_turned_off():
         assert Settings.from_env({"SYSTEM_KEYS_REQUIRED": text}).system_keys_required is expected, text
     with pytest.raises(ConfigurationError, match="SYSTEM_KEYS_REQUIRED"):
         Settings.from_env({"SYSTEM_KEYS_REQUIRED": "off"})
+
+
+def test_notification_urls_follow_their_https_base_and_http_is_refused():
+    settings = Settings.from_env({"NOTIFICATION_BASE_URL": "https://sync.example.edu/"})
+    assert settings.notification_url == "https://sync.example.edu/api/notifications/changes"
+    assert settings.lifecycle_notification_url == "https://sync.example.edu/api/notifications/lifecycle"
+    assert Settings.from_env({"WEBSITE_HOSTNAME": "sync.azurewebsites.net"}).notification_url == (
+        "https://sync.azurewebsites.net/api/notifications/changes")
+    assert Settings.from_env({}).notification_url == ""  # off: rooms are pulled on PULL_SCHEDULE only
+    for bad in ("http://sync.example.edu", "https://sync.example.edu/?x=1", "sync.example.edu"):
+        with pytest.raises(ConfigurationError, match="notification_base_url"):
+            Settings.from_env({"NOTIFICATION_BASE_URL": bad})
+    with pytest.raises(ConfigurationError, match="push_sweep_minutes"):
+        Settings.from_env({"PUSH_SWEEP_MINUTES": "1"})
