@@ -25,7 +25,8 @@ def counters():
 
 
 def delta(before, after):
-    return {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before) if after.get(k, 0) != before.get(k, 0)}
+    changed = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
+    return {k: v for k, v in changed.items() if v}
 
 
 @pytest.mark.parametrize("route", ["changes", "lifecycle"])
