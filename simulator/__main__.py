@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-out", type=Path,
                         help="with --seed-demo: write the demo directory (client secret included) to this file, "
                              "readable by the owner only, instead of printing it")
+    parser.add_argument("--notification-ca", type=Path,
+                        help="CA bundle to verify change notification receivers against (default: the CA in "
+                             "--tls-dir)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if args.seed_demo and not args.redirect_uri:
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     tls = load_or_create_tls(args.tls_dir)
     sim = Simulator()
     seeded = seed_demo(sim, args.redirect_uri) if args.seed_demo else None
-    running = start_simulator(tls, port=args.port, sim=sim, host=args.host)
+    running = start_simulator(tls, port=args.port, sim=sim, host=args.host, notification_ca=args.notification_ca)
 
     stop = threading.Event()
 

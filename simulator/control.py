@@ -377,6 +377,78 @@ class Control:
         found.enabled = True
         return {"user_id": found.id, "enabled": True}
 
+    # --- change notifications ---------------------------------------------------------------------------------
+
+    def _subscriptions(self) -> Any:
+        from simulator.graph.state import attach_graph  # the Graph side imports late, as the server does
+
+        return attach_graph(self.sim).subscriptions
+
+    def set_notification_faults(self, drop_rate: float = 0.0, duplicate_rate: float = 0.0, reorder: bool = False,
+                                extra_latency_seconds: float = 0.0, seed: int | None = None) -> dict[str, Any]:
+        """Faults of change notification delivery (lifecycle notifications are never faulted): a share lost, a
+        share delivered twice, reordering within a window, extra latency up to `extra_latency_seconds`. All zero
+        (the defaults) turns them off; `seed` makes the dice repeatable."""
+        from simulator.graph.delivery import NotificationFaults
+
+        faults = NotificationFaults(float(drop_rate), float(duplicate_rate), bool(reorder),
+                                    float(extra_latency_seconds))
+        try:
+            self._subscriptions().notifier.set_faults(faults, None if seed is None else int(seed))
+        except ValueError as exc:
+            raise ControlError(400, "BadRequest", str(exc)) from exc
+        return self._subscriptions().notifier.settings()
+
+    def set_notification_latency(self, seconds: float) -> dict[str, Any]:
+        """How long after a change its notification is sent (default 1.0 s)."""
+        try:
+            self._subscriptions().notifier.set_latency(float(seconds))
+        except ValueError as exc:
+            raise ControlError(400, "BadRequest", str(exc)) from exc
+        return self._subscriptions().notifier.settings()
+
+    def set_notification_timeouts(self, validation_seconds: float | None = None,
+                                  delivery_seconds: float | None = None) -> dict[str, Any]:
+        """Shorten Graph's 10 s validation and 3 s delivery limits (tests of slow endpoints); never longer."""
+        try:
+            self._subscriptions().notifier.set_timeouts(validation_seconds, delivery_seconds)
+        except ValueError as exc:
+            raise ControlError(400, "BadRequest", str(exc)) from exc
+        return self._subscriptions().notifier.settings()
+
+    def list_subscriptions(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Live subscriptions (all, or one tenant's), with their clientState, for test assertions."""
+        subs = self._subscriptions()
+        tenant_id = self.tenant(tenant).id if tenant else None
+        return [subs.view(s) for s in subs.all_live() if tenant_id is None or s.tenant_id == tenant_id]
+
+    def send_lifecycle_event(self, subscription_id: str, event: str) -> dict[str, Any]:
+        """Make Graph send a lifecycle notification now: reauthorizationRequired, subscriptionRemoved (which also
+        removes the subscription) or missed."""
+        try:
+            return self._subscriptions().lifecycle_event(subscription_id, event)
+        except KeyError as exc:
+            raise ControlError(404, "SubscriptionNotFound", f"no live subscription {subscription_id!r}") from exc
+        except ValueError as exc:
+            raise ControlError(400, "BadRequest", str(exc)) from exc
+
+    def notification_counters(self) -> dict[str, Any]:
+        """Counts of change and lifecycle notifications: sent, dropped (fault), duplicated (fault), retried,
+        abandoned (4 hours of failures), discarded (subscription gone), posts, validations, ... and `queued` now."""
+        from simulator.graph.delivery import PREFIX
+
+        counts = self.sim.counters.snapshot()["counts"]
+        assert isinstance(counts, dict)  # nosec B101 - the snapshot's shape
+        out: dict[str, Any] = {name: 0 for name in ("sent", "dropped", "duplicated", "retried", "abandoned",
+                                                    "discarded", "posts", "lifecycle_sent")}
+        out.update({k[len(PREFIX):]: v for k, v in counts.items() if k.startswith(PREFIX)})
+        out["queued"] = self._subscriptions().notifier.pending()
+        return out
+
+    def flush_notifications(self, timeout: float = 5.0) -> dict[str, Any]:
+        """Wait (real time, at most `timeout`) until no notification is queued or in flight."""
+        return self._subscriptions().notifier.flush(float(timeout))
+
     # --- observation -------------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
@@ -465,6 +537,15 @@ _ROUTES = Map(
         Rule("/_control/users/<user>/enable", endpoint="enable_user", methods=["POST"]),
         Rule("/_control/users/<user>/revoke-sessions", endpoint="revoke_sessions", methods=["POST"]),
         Rule("/_control/users/<user>/consents/<client_id>", endpoint="revoke_consent", methods=["DELETE"]),
+        Rule("/_control/subscriptions", endpoint="list_subscriptions", methods=["GET"]),
+        Rule("/_control/tenants/<tenant>/subscriptions", endpoint="list_subscriptions", methods=["GET"]),
+        Rule("/_control/subscriptions/<subscription_id>/lifecycle", endpoint="send_lifecycle_event",
+             methods=["POST"]),
+        Rule("/_control/notifications/faults", endpoint="set_notification_faults", methods=["PUT"]),
+        Rule("/_control/notifications/latency", endpoint="set_notification_latency", methods=["PUT"]),
+        Rule("/_control/notifications/timeouts", endpoint="set_notification_timeouts", methods=["PUT"]),
+        Rule("/_control/notifications/counters", endpoint="notification_counters", methods=["GET"]),
+        Rule("/_control/notifications/flush", endpoint="flush_notifications", methods=["POST"]),
     ],
     strict_slashes=False,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from simulator.clock import Clock
@@ -22,6 +23,9 @@ class Simulator:
     counters: Counters = field(default_factory=Counters)
     directory: Directory = field(default_factory=Directory)
     tokens: TokenRegistry = field(init=False)
+    # The CA bundle change notifications (and their validation requests) verify the receiver's TLS certificate
+    # against; None: the system's trust store, as Graph trusts public CAs. start_simulator sets the local CA.
+    notification_ca: Path | None = None
     # State holders of the identity and Graph sides, attached by their modules when the server is built.
     identity: Any = None
     graph: Any = None

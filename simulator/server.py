@@ -89,9 +89,12 @@ class SimulatorApp:
     def install(self, sim: Simulator) -> None:
         handlers = _Handlers(sim, self._key, self.reset)
         with self._lock:
-            self._handlers = handlers
+            previous, self._handlers = self._handlers.sim, handlers
         for listener in self.on_install:
             listener(sim)
+        close = getattr(previous.graph, "close", None) if previous is not sim else None
+        if close is not None:
+            close()  # the old Simulator's change notifications stop with it
 
     def reset(self) -> Simulator:
         sim = Simulator()

@@ -66,11 +66,22 @@ def start_simulator(
     sim: Simulator | None = None,
     host: str = "127.0.0.1",
     extra_handlers: dict[str, Handler] | None = None,
+    notification_ca: Path | None = None,
 ) -> RunningSimulator:
     """Serve in a daemon thread. `extra_handlers` maps path prefixes to handlers, for tests that need a route
-    the simulator does not have (e.g. one that raises DropConnection)."""
+    the simulator does not have (e.g. one that raises DropConnection). Change notifications verify their
+    receiver's certificate against `notification_ca` (default: the CA of `tls`, which signs the local stack's
+    certificates), for this Simulator and every one installed after it that sets none."""
     sim = sim or Simulator()
+    ca = notification_ca or tls.ca_path
+
+    def trust(installed: Simulator) -> None:
+        if installed.notification_ca is None:
+            installed.notification_ca = ca
+
+    trust(sim)
     app = SimulatorApp(sim, extra_handlers=extra_handlers)
+    app.on_install.append(trust)
     server = make_https_server(app, tls, host, port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="simulator",
                               daemon=True)

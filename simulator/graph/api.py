@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from werkzeug import Request, Response
 
 from simulator.core import DropConnection, Simulator
-from simulator.graph import calendarview, delta, places, resources, schedule
-from simulator.graph.auth import authenticate, authorize, mailbox_of
+from simulator.graph import calendarview, delta, places, resources, schedule, subscriptions
+from simulator.graph.auth import Caller, authenticate, authorize, mailbox_of
 from simulator.graph.batch import run_batch
 from simulator.graph.context import Ctx
 from simulator.graph.control import handle_control
@@ -138,6 +138,8 @@ def run(state: GraphState, req: GraphRequest) -> GraphResponse:
             return _counted(state, _error(exc, req))
     try:
         caller = authenticate(state.sim, req)
+        if subscriptions.is_subscriptions_path(req.path):
+            return _counted(state, _run_subscriptions(state, req, caller))
         found = match(req.method, req.path)
         mailbox = mailbox_of(state.sim, caller, found.who)
         access = authorize(state.sim, caller, mailbox, write=found.route.write) if found.route.calendar else None
@@ -168,6 +170,25 @@ def run(state: GraphState, req: GraphRequest) -> GraphResponse:
         if fault is not None and fault.kind == "timeout_after_commit":
             raise DropConnection("fault: connection dropped after the work was committed")
         return _counted(state, response)
+
+
+def _run_subscriptions(state: GraphState, req: GraphRequest, caller: Caller) -> GraphResponse:
+    """`/subscriptions` names no mailbox, so no mailbox throttling; injected faults still apply."""
+    fault = state.faults.pick(req.method, req.target)
+    if fault is not None:
+        state.counters.incr(f"graph.faults.{fault.kind}")
+        if fault.kind == "reset":
+            raise DropConnection("fault: connection reset")
+        if fault.status is not None:
+            return _error(_fault_error(fault.kind, fault.retry_after), req)
+    state.counters.incr(f"graph.subscription.{req.method.lower()}")
+    try:
+        response = subscriptions.handle(state, req, caller)
+    except GraphError as exc:
+        response = _error(exc, req)
+    if fault is not None and fault.kind == "timeout_after_commit":
+        raise DropConnection("fault: connection dropped after the work was committed")
+    return response
 
 
 def _counted(state: GraphState, response: GraphResponse) -> GraphResponse:

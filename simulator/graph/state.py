@@ -31,6 +31,13 @@ class GraphState:
         from simulator.graph.delta import WindowCache  # local: delta imports this module's types
 
         self.window_cache = WindowCache()
+        from simulator.graph.subscriptions import Subscriptions  # local: it imports this module's types
+
+        self.subscriptions = Subscriptions(self)
+
+    def close(self) -> None:
+        """Stop delivering change notifications (the server installs another Simulator, or a test ends)."""
+        self.subscriptions.close()
 
     @property
     def counters(self) -> Counters:

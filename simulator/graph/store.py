@@ -12,7 +12,7 @@ import base64
 import bisect
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from dataclasses import replace as evolve
 from datetime import date, datetime, timedelta
@@ -217,6 +217,11 @@ class Mailbox:
     transactions: dict[str, tuple[str, str]] = field(default_factory=dict)  # transactionId -> (event id, print)
 
 
+# A write listener: (change, version before or None, version after or None), called under the store's lock, so
+# it must only queue work (change notifications do); "moved" has both versions, in different calendars.
+ChangeListener = Callable[[str, "Event | None", "Event | None"], None]
+
+
 class Store:
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -225,6 +230,11 @@ class Store:
         self.event_index: dict[str, Calendar] = {}
         self.rest_index: dict[str, str] = {}  # default ID -> immutable ID
         self.seq = 0  # one monotonic sequence for all calendars
+        self.listeners: list[ChangeListener] = []
+
+    def _tell(self, change: str, before: Event | None, after: Event | None) -> None:
+        for listener in self.listeners:
+            listener(change, before, after)
 
     def mailbox(self, user_id: str) -> Mailbox:
         """The mailbox of a directory user; created on first touch with its default calendar, as Exchange
@@ -281,6 +291,7 @@ class Store:
             self.event_index[event.id] = cal
             self.rest_index[event.rest_id] = event.id
             self._log(cal, event.id, None)
+            self._tell("created", None, event)
 
     def replace(self, event: Event) -> Event:
         """Store a new version of an existing event; answers the version it replaced."""
@@ -289,6 +300,7 @@ class Store:
             before = cal.events[event.id]
             cal.events[event.id] = event
             self._log(cal, event.id, before)
+            self._tell("updated", before, event)
             return before
 
     def remove(self, event_id: str) -> Event | None:
@@ -303,6 +315,7 @@ class Store:
                 box = self.mailboxes[before.mailbox_id]
                 if box.transactions.get(before.transaction_id, ("",))[0] == event_id:
                     del box.transactions[before.transaction_id]
+            self._tell("deleted", before, None)
             return before
 
     def move(self, event_id: str, calendar_id: str, now: datetime) -> Event:
@@ -320,6 +333,7 @@ class Store:
             self.event_index[event_id] = target
             self.rest_index[moved.rest_id] = event_id
             self._log(target, event_id, None)
+            self._tell("moved", before, moved)
             return moved
 
     def invalidate_delta(self, user_id: str | None = None) -> int:
