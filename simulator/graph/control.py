@@ -20,7 +20,8 @@ separately started stack can call HTTP, with the same meaning. Routes:
     PATCH  /_control/graph/events/{id}                 {changes, as_user?}
     POST   /_control/graph/events/{id}/move            {calendar_id}: a user moves it to another calendar
     DELETE /_control/graph/events/{id}                 ?as_user=
-    POST   /_control/graph/reset                       faults cleared, no latency, default limits
+    POST   /_control/graph/reset                       faults cleared, no latency, default limits (and change
+                                                        notifications: no faults, 1 s latency, Graph's timeouts)
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def _route(state: GraphState, request: Request) -> Response:
         state.set_latency(0, 0)
         state.throttle.mailbox_latency.clear()
         state.set_throttling(concurrency=4, budget=10_000, window_seconds=600, concurrency_retry_after=1, enabled=True)
+        state.subscriptions.notifier.reset_settings()
         return _json({"reset": True})
     if len(segs) == 3 and segs[0] == "mailboxes":
         mailbox, what = segs[1], segs[2]

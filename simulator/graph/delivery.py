@@ -184,6 +184,10 @@ class Notifier:
                 self.timeouts.delivery_seconds = float(delivery_seconds)
             return Timeouts(**asdict(self.timeouts))
 
+    def reset_settings(self) -> None:
+        with self._cond:
+            self.latency, self.faults, self.timeouts = DEFAULT_LATENCY, NotificationFaults(), Timeouts()
+
     def settings(self) -> dict[str, Any]:
         with self._cond:
             return {"latency_seconds": self.latency, "faults": asdict(self.faults), "timeouts": asdict(self.timeouts)}
@@ -405,7 +409,7 @@ class Notifier:
             endpoint.count += len(chunk)
             if elapsed > limit * SLOW_SHARE_OF_TIMEOUT:
                 endpoint.slow += len(chunk)
-            throttled = endpoint.state() != "ok"
+            state = endpoint.state()
             if ok:
                 counters.incr(PREFIX + "sent", len(chunk))
                 counters.incr(PREFIX + "lifecycle_sent", sum(1 for d in chunk if d.lifecycle))
@@ -413,11 +417,14 @@ class Notifier:
             counters.incr(PREFIX + "failed_posts")
             now = self.sim.clock.time()
             for d in chunk:
+                if state == "dropping" and not d.lifecycle:
+                    counters.incr(PREFIX + "throttle_dropped")
+                    continue
                 if d.first_try is not None and now - d.first_try >= RETRY_FOR:
                     counters.incr(PREFIX + "abandoned")
                     continue
                 d.attempts += 1
-                delay = THROTTLE_DELAY if throttled else min(RETRY_CAP, RETRY_BASE * 2 ** (d.attempts - 1))
+                delay = THROTTLE_DELAY if state == "throttled" else min(RETRY_CAP, RETRY_BASE * 2 ** (d.attempts - 1))
                 d.due = now + delay
                 counters.incr(PREFIX + "retried")
                 if not self._closed:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -75,6 +75,7 @@ class Subscription:
     immutable: bool
     latest_tls: str = "v1_2"
     last_reauth: float | None = None
+    creator: Caller | None = field(default=None, repr=False)  # whose access the subscription lives on
 
 
 def iso7(when: datetime) -> str:
@@ -282,9 +283,35 @@ class Subscriptions:
         with self.lock:
             subs = [s for s in self.subs.values() if s.mailbox_id == event.mailbox_id and s.expires > now]
         for sub in subs:
+            if not self._still_allowed(sub):
+                continue
             for kind, version in _changes(change, before, after, sub.immutable):
                 if kind in sub.change_types:
                     self.notifier.enqueue(sub.notification_url, self._notification(sub, kind, version), sub.id)
+
+    def _still_allowed(self, sub: Subscription) -> bool:
+        """Whether the app may still read the subscribed mailbox (Exchange RBAC scopes change under app-only
+        subscriptions). When it may not, the change is not notified and Graph challenges the app: reauthorization
+        is required "When an administrator has revoked your app's permissions to read a resource"
+        (https://learn.microsoft.com/graph/change-notifications-lifecycle-events), at most hourly here."""
+        if sub.creator is None or not sub.creator.app_only:
+            return True
+        mailbox = self.sim.directory.users.get(sub.mailbox_id)
+        try:
+            if mailbox is None:
+                raise GraphError(404, "ErrorInvalidUser", "gone")
+            authorize(self.sim, sub.creator, mailbox, write=False)
+            return True
+        except GraphError:
+            now = self.sim.clock.time()
+            with self.lock:
+                due = sub.last_reauth is None or now - sub.last_reauth >= REAUTH_EVERY
+                if due:
+                    sub.last_reauth = now
+            self.sim.counters.incr("graph.notifications.unauthorized")
+            if due:
+                self.send_lifecycle(sub, "reauthorizationRequired")
+            return False
 
     @staticmethod
     def _notification(sub: Subscription, kind: str, event: Event) -> dict[str, Any]:
@@ -349,7 +376,7 @@ class Subscriptions:
             notification_url=notification_url, lifecycle_url=lifecycle_url, expires=expires,
             client_state=client_state, application_id=caller.client_id, creator_id=_creator(caller),
             delegated=not caller.app_only, tenant_id=mailbox.tenant_id, mailbox_id=mailbox.id,
-            immutable=req.prefer().immutable_ids, latest_tls=tls,
+            immutable=req.prefer().immutable_ids, latest_tls=tls, creator=caller,
         )
         with self.lock:
             self.subs[sub.id] = sub

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from simulator.control import Control
-from tests.simulator.test_graph_support import USER_SCOPES
+from tests.simulator.test_graph_support import CLIENT_ID, USER_SCOPES
 from tests.simulator.test_subscriptions_support import (
     APP_SCOPES,
     expires_in,
@@ -172,6 +172,25 @@ def test_app_only_subscriptions_reach_any_mailbox_the_app_may_read(gw, receiver)
                                     scopes=APP_SCOPES).token
     assert g.get("/subscriptions", other_app).body["value"] == []
     assert g.delete(f"/subscriptions/{mine}", other_app).status == 404
+
+
+def test_app_only_subscriptions_follow_exchange_rbac_scopes(gw, receiver):
+    """An app with no tenant-wide role, given "Application Calendars.Read" over a management scope of rooms:
+    it may subscribe to a room, not to a person's mailbox (the RBAC check is the one reads get)."""
+    now = gw.sim.clock.time()
+    rbac = gw.sim.directory.rbac
+    gw.sim.directory.add_service_principal(gw.tenant_id, CLIENT_ID)
+    rbac.create_scope(gw.tenant_id, "Rooms", "RecipientTypeDetails -eq 'RoomMailbox'", now)
+    rbac.assign(gw.tenant_id, CLIENT_ID, "Application Calendars.Read", "Rooms", now)
+    app = gw.token(None, frozenset())
+    room = gw.graph.post("/subscriptions", app, subscription_body(receiver, f"/users/{gw.room.address}/events"))
+    assert room.status == 201, room.body
+    person = gw.graph.post("/subscriptions", app, subscription_body(receiver, f"/users/{gw.alice.address}/events"))
+    assert person.status == 403 and person.error == "ExtensionError"
+    assert "Access is denied" in person.body["error"]["message"]
+    # Taking the room out of the scope closes its subscription's management too.
+    rbac.set_scope(gw.tenant_id, "Rooms", "RecipientTypeDetails -eq 'EquipmentMailbox'", gw.sim.clock.time())
+    assert gw.graph.get(f"/subscriptions/{room.body['id']}", app).status == 403
 
 
 def test_renew_reauthorize_and_expire_on_the_simulators_clock(gw, receiver):

@@ -7,7 +7,7 @@ import pytest
 
 from simulator.control import Control
 from simulator.testing import http_session
-from tests.simulator.test_graph_support import event_body
+from tests.simulator.test_graph_support import CLIENT_ID, event_body
 from tests.simulator.test_subscriptions_support import (
     APP_SCOPES,
     Receiver,
@@ -110,6 +110,27 @@ def test_immutable_id_subscriptions_keep_their_format_through_moves(gw, receiver
     assert g.get(f"/me/events/{default[2]['resourceData']['id']}", t).status == 200
 
 
+def test_a_room_leaving_the_apps_rbac_scope_stops_its_notifications(gw, receiver, lifecycle_receiver):
+    now = gw.sim.clock.time()
+    rbac = gw.sim.directory.rbac
+    gw.sim.directory.add_service_principal(gw.tenant_id, CLIENT_ID)
+    rbac.create_scope(gw.tenant_id, "Rooms", "RecipientTypeDetails -eq 'RoomMailbox'", now)
+    rbac.assign(gw.tenant_id, CLIENT_ID, "Application Calendars.ReadWrite", "Rooms", now)
+    app = gw.token(None, frozenset())
+    _subscribe(gw, receiver, app, f"/users/{gw.room.address}/events", lifecycleNotificationUrl=lifecycle_receiver.url)
+    graph = gw.sim.graph
+    graph.create_event(gw.room.address, event_body("In scope"))
+    _flush(gw)
+    assert len(receiver.notifications()) == 1
+    rbac.set_scope(gw.tenant_id, "Rooms", "RecipientTypeDetails -eq 'EquipmentMailbox'", gw.sim.clock.time())
+    graph.create_event(gw.room.address, event_body("Out of scope"))
+    graph.create_event(gw.room.address, event_body("Still out"))
+    _flush(gw)
+    assert len(receiver.notifications()) == 1
+    assert [n["lifecycleEvent"] for n in lifecycle_receiver.notifications()] == ["reauthorizationRequired"]
+    assert Control(gw.sim).notification_counters()["unauthorized"] == 2
+
+
 def test_deliveries_are_batched_and_never_block_the_request(gw, receiver):
     control = Control(gw.sim)
     control.set_notification_latency(0.4)
@@ -140,6 +161,23 @@ def test_failed_deliveries_are_retried_then_abandoned_after_four_hours(gw, recei
     _flush(gw)
     counters = control.notification_counters()
     assert counters["abandoned"] == 1 and counters["sent"] == 1 and len(receiver.posts) == 5
+
+
+def test_a_slow_endpoint_is_throttled_then_dropped(gw, receiver):
+    """Graph judges an endpoint after 100 notifications: 15% or more slow answers and its notifications are
+    dropped (here every answer is slow: the 3 s limit is shortened to 0.3 s)."""
+    control = Control(gw.sim)
+    _subscribe(gw, receiver)
+    control.set_notification_latency(0.3)
+    control.set_notification_timeouts(delivery_seconds=0.3)
+    receiver.post_delay = 0.5
+    for i in range(100):
+        gw.sim.graph.create_event(gw.alice.address, event_body(f"B{i}"))
+    assert wait_for(lambda: control.notification_counters().get("throttle_dropped", 0) == 100, timeout=6)
+    gw.sim.graph.create_event(gw.alice.address, event_body("After"))
+    assert wait_for(lambda: control.notification_counters()["throttle_dropped"] == 101)
+    counters = control.notification_counters()
+    assert counters["sent"] == 0 and counters["retried"] == 0 and counters["posts"] == 1
 
 
 def test_faults_drop_duplicate_and_reorder_repeatably(gw, receiver):

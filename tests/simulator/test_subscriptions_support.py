@@ -25,11 +25,13 @@ APP_SCOPES = frozenset({"Calendars.ReadWrite"})
 @dataclass
 class Receiver:
     """One HTTPS endpoint. `validation`: "echo" (correct), "wrong", "encoded", "json", "500", "slow" (sleeps
-    `delay`); `statuses`: answers for the next notification POSTs (then 202)."""
+    `delay`); `post_delay` slows notification answers; `statuses`: answers for the next notification POSTs (then
+    202)."""
 
     tls: LocalTls
     validation: str = "echo"
     delay: float = 0.0
+    post_delay: float = 0.0  # before answering a notification POST
     statuses: list[int] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     posts: list[dict[str, Any]] = field(default_factory=list)
@@ -70,6 +72,8 @@ class Receiver:
                 return Response(json.dumps(token), content_type="application/json")
             return Response(token, content_type="text/plain; charset=utf-8")
         body = json.loads(request.get_data() or b"{}")
+        if self.post_delay:
+            time.sleep(self.post_delay)
         with self._lock:
             status = self.statuses.pop(0) if self.statuses else 202
             self.posts.append({"status": status, "body": body})
