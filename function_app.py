@@ -15,6 +15,7 @@ from functions import (
     notifications,
     oauth,
     pull,
+    rooms,
     systems,
     tokens,
     webhooks,
@@ -23,5 +24,5 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for blueprint in (health.bp, systems.bp, integration.bp, oauth.bp, connections.bp, export.bp, pull.bp, alerts.bp,
-                  tokens.bp, webhooks.bp, housekeeping.bp, notifications.bp):
+                  tokens.bp, webhooks.bp, housekeeping.bp, notifications.bp, rooms.bp):
     app.register_blueprint(blueprint)

@@ -22,6 +22,15 @@ def get_connection(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(runtime.services().connections.status(*_ids(req)))
 
 
+@bp.route(route=ROUTE, methods=["PUT"])
+@endpoint
+def put_connection(req: func.HttpRequest) -> func.HttpResponse:
+    """App mode: a space connection to a room mailbox with no sign-in (the app's own, scoped access)."""
+    body = read_json(req)
+    saved, created = runtime.services().connections.put_app(*_ids(req), body)
+    return json_response(saved, 201 if created else 200)
+
+
 @bp.route(route=ROUTE, methods=["PATCH"])
 @endpoint
 def patch_connection(req: func.HttpRequest) -> func.HttpResponse:

@@ -22,6 +22,7 @@ CREDENTIALS_INVALID = "credentials_invalid"
 SECRET_EXPIRING = "client_secret_expiring"  # noqa: S105  # nosec B105 - an alert type name
 SECRET_EXPIRED = "client_secret_expired"  # noqa: S105  # nosec B105 - an alert type name
 REPEATED_FAILURES = "repeated_failures"
+APP_ACCESS_DENIED = "app_access_denied"  # Graph refuses an app-mode room: an Exchange admin must act
 WEBHOOK_FAILING = "webhook_failing"
 
 

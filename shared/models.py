@@ -22,7 +22,13 @@ TITLE_MODES = ("patron_name", "patron_name_email", "public_nickname")
 # Connection states
 CONNECTED = "connected"
 REAUTH_REQUIRED = "reauthorization_required"
+ACCESS_DENIED = "access_denied"  # app mode: Graph refuses the room (outside the Exchange scope); no sign-in helps
 DISABLED = "disabled"
+
+# Connection modes: how Graph is reached for a connection.
+DELEGATED = "delegated"  # a person's sign-in (tokens in the connection's encrypted MSAL cache)
+APP = "app"  # the app's own client-credentials token, limited by an Exchange RBAC scope (rooms only)
+MODES = (DELEGATED, APP)
 
 
 def subject_key(kind: str, subject_id: str) -> str:
@@ -65,6 +71,11 @@ class Integration(Row):
     credentials_ok: bool = True
     credentials_error: str | None = None  # AADSTS code of the last failed check
     credentials_checked_at: datetime | None = None
+    # App-only access (client credentials) for room connections in app mode, in one directory.
+    app_access_enabled: bool = False
+    app_tenant_id: str | None = None
+    app_access_warning: str | None = None  # e.g. a tenant-wide calendar permission seen in the app token
+    room_discovery_delegated: bool = False  # space sign-ins also ask for Place.Read.All (admin consent)
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -73,6 +84,11 @@ class Integration(Row):
 
     def row_key(self) -> str:
         return "integration"
+
+    @property
+    def app_tenant(self) -> str | None:
+        """The directory app-only tokens are requested from, when app access is on."""
+        return self.app_tenant_id if self.app_access_enabled and self.app_tenant_id else None
 
 
 @dataclass(kw_only=True)
@@ -98,8 +114,9 @@ class Connection(Row):
     system: str
     kind: str
     subject_id: str
+    mode: str = DELEGATED  # rows from before app mode existed read as delegated
     status: str = CONNECTED
-    # The signed-in account, from the ID token.
+    # The signed-in account, from the ID token (empty in app mode: nobody signs in).
     account_oid: str = ""
     account_tenant: str = ""
     account_username: str = ""
@@ -128,6 +145,16 @@ class Connection(Row):
     @property
     def mailbox(self) -> str:
         return self.sync_resource or self.account_username
+
+    @property
+    def is_app(self) -> bool:
+        return self.mode == APP
+
+    @property
+    def syncable(self) -> bool:
+        """Whether sync may try this connection now: connected, or an app-mode room Graph refused (the fix is
+        made in Exchange, not by a sign-in, so the next attempt is the check that clears it)."""
+        return self.status == CONNECTED or (self.mode == APP and self.status == ACCESS_DENIED)
 
 
 @dataclass(kw_only=True)

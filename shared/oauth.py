@@ -29,7 +29,7 @@ from shared.crypto import Cipher
 from shared.errors import AlreadyExists, ConcurrencyConflict, DomainError, ValidationFailed
 from shared.identity import IdentityPlatform
 from shared.integrations import IntegrationService
-from shared.models import CONNECTED, CONSUMERS_TENANT_ID, KINDS, Connection, PendingFlow, state_key
+from shared.models import CONNECTED, CONSUMERS_TENANT_ID, DELEGATED, KINDS, Connection, PendingFlow, state_key
 from shared.settings import Settings
 from shared.storage.repositories import Connections, PendingFlows
 from shared.tokens import TokenService
@@ -277,6 +277,7 @@ class OAuthService:
                     return current
                 # A different Microsoft account: calendar choices belonged to the old mailbox.
                 connection.sync_resource, connection.sync_calendar_id, connection.freebusy_calendar_id = "", None, None
+            connection.mode = DELEGATED  # a sign-in on an app-mode room makes it delegated (room kept)
             connection.status = CONNECTED
             connection.account_oid = str(claims.get("oid") or "")
             connection.account_tenant = str(claims.get("tid") or "")

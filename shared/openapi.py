@@ -20,6 +20,7 @@ OPENAPI_VERSION = "3.0.3"
 ACCOUNT_TYPES = ["organizations", "common", "consumers", "single_tenant"]
 TITLE_MODES = ["patron_name", "patron_name_email", "public_nickname"]
 KINDS = ["user", "space"]
+MODES = ["delegated", "app"]
 OUTCOMES = ["connected", "wrong_account", "consent_denied", "admin_approval_required", "wrong_account_type",
             "integration_disabled", "flow_expired", "flow_invalid", "credentials_invalid", "authorization_failed"]
 ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -114,16 +115,18 @@ def _errors(*statuses: int, key: bool = True) -> dict[str, Any]:
              "`details.field`), or a specific refusal named by `code`",
         401: "no valid function key (`unauthorized`), or no `x-system-key` (`system_key_required`)",
         403: "the `x-system-key` is not an active key of this system (`system_key_invalid`); changing `client_id`, "
-             "`webhook_url` or `allowed_return_origins` without `client_secret` (`client_secret_required`); "
-             "Microsoft refuses access to the mailbox (`no_mailbox_access`, with what an administrator must do)",
+             "`webhook_url`, `allowed_return_origins` or `app_access` without `client_secret` "
+             "(`client_secret_required`); Microsoft refuses access to the mailbox (`no_mailbox_access`, with what "
+             "an administrator must do; app mode: `mailbox_not_in_scope`, with Graph's code and the Exchange "
+             "admin's fix); listing rooms without `Place.Read.All` (`place_permission_missing`)",
         404: "not found: `integration_not_configured`, `connection_not_found`, `not_found`, `export_job_not_found`",
         409: "conflict: `integration_disabled`, `reauthorization_required`, `concurrency_conflict` (retry), "
-             "`pull_in_progress`",
+             "`pull_in_progress`, `app_access_not_enabled`, `app_connections_exist`, `room_discovery_unavailable`",
         413: "the body is over 4 MiB, or what it asks to store is over Table Storage's 1 MiB a row "
              "(`payload_too_large`)",
         415: "the body is not `application/json` (`unsupported_media_type`)",
         422: "the request is well formed but refused (`credentials_invalid` with Microsoft's AADSTS code, "
-             "`calendar_not_found`, `space_cannot_sync`)",
+             "`app_not_in_directory`, `calendar_not_found`, `space_cannot_sync`, `mailbox_not_found`)",
         502: "Microsoft answered with an error (`graph_error`, `token_refused`; `microsoft_code` names it)",
         503: "a dependency (storage, Key Vault, Microsoft) cannot be reached (`dependency_unavailable`)",
     }
@@ -213,6 +216,23 @@ def _schemas() -> dict[str, Any]:
                                                "the host (printable, no surrounding spaces); required the first "
                                                "time `webhook_url` is set, kept when omitted, only accepted with "
                                                "`webhook_url`. Stored in Key Vault and never returned"),
+            "app_access": _obj({
+                "enabled": {"type": "boolean", "default": True},
+                "tenant_id": _nullable(_str(description=(
+                    "the directory (tenant) ID or verified domain whose rooms are synced; client credentials need "
+                    "one directory, so `common`/`organizations`/`consumers` are refused. Required for "
+                    "`organizations`/`common` apps without `tenant_id`; a `single_tenant` app uses its own"))),
+            }, additionalProperties=False, description=(
+                "app-only access (client credentials) for space connections in app mode, limited by an Exchange "
+                "RBAC-for-Applications scope. Checked with one token request to that directory on save (422 "
+                "`app_not_in_directory` when nobody there consented to the app). Kept when omitted; turning it "
+                "on or moving it needs `client_secret`; turning it off or moving it is refused (409 "
+                "`app_connections_exist`) while app-mode connections use it")),
+            "room_discovery": _obj({
+                "delegated": {"type": "boolean", "description": (
+                    "space sign-ins also ask for the delegated `Place.Read.All` (it needs admin consent), so "
+                    "`GET .../rooms?via=space/{id}` works")},
+            }, ["delegated"], additionalProperties=False, description="kept when omitted"),
         }, ["client_id", "account_type"], description="Create or replace a system's integration. The credentials "
                                                       "are checked against Microsoft before anything is saved."),
         "Integration": _obj({
@@ -244,6 +264,17 @@ def _schemas() -> dict[str, Any]:
                 "description": _str(description="the same, in words to show people before they sign in"),
             }, ["authority", "accounts"], description="which kinds of account can sign in; any other gets "
                                                       "Microsoft's error page, which never returns to the app"),
+            "app_access": _obj({
+                "enabled": {"type": "boolean"},
+                "tenant_id": _nullable(_str()),
+                "authority": _nullable(_str(description="where app-only tokens are requested")),
+                "scope": _str(description="what they ask for: Graph's `.default`"),
+                "warning": _nullable(_str(description=(
+                    "set when the app token carries a tenant-wide mailbox permission (e.g. `Calendars.ReadWrite` "
+                    "granted in Entra ID), which opens every mailbox whatever the Exchange scope says"))),
+            }, ["enabled"]),
+            "room_discovery": _obj({"delegated": {"type": "boolean"},
+                                    "delegated_scope": _str(enum=["Place.Read.All"])}, ["delegated"]),
             "note": _str(),
             "updated_at": _stamp(),
         }, ["system", "configured", "client_id", "account_type", "enabled", "client_secret", "redirect_uri"]),
@@ -285,8 +316,13 @@ def _schemas() -> dict[str, Any]:
         }, ["authorize_url", "expires_at"]),
         "Connection": _obj({
             "system": _str(), "kind": _str(enum=KINDS), "id": _str(),
-            "status": _str(enum=["connected", "reauthorization_required", "disabled"]),
-            "account": _obj({"username": _str(), "name": _str(), "object_id": _str(), "tenant_id": _str()}),
+            "mode": _str(enum=MODES, description="`delegated`: a person's sign-in; `app`: a room reached with the "
+                                                 "app's own scoped access, nobody signed in"),
+            "status": _str(enum=["connected", "reauthorization_required", "access_denied", "disabled"],
+                           description="`access_denied` (app mode): Microsoft Graph refuses the room, e.g. it left "
+                                       "the Exchange management scope; it clears by itself once access works"),
+            "account": _nullable(_obj({"username": _str(), "name": _str(), "object_id": _str(),
+                                       "tenant_id": _str()}, description="the signed-in account; null in app mode")),
             "sync_resource": _str(description="the mailbox events are written to"),
             "sync_calendar_id": _nullable(_str()),
             "freebusy_calendar_id": _nullable(_str(description="users only")),
@@ -296,7 +332,37 @@ def _schemas() -> dict[str, Any]:
             "last_error": _nullable(_obj({"microsoft_code": _nullable(_str()), "message": _nullable(_str()),
                                           "at": _stamp()})),
             "next_step": _str(description="what the host should do next, when something is missing"),
-        }, ["system", "kind", "id", "status", "account", "sync_resource"]),
+        }, ["system", "kind", "id", "mode", "status", "account", "sync_resource"]),
+        "AppConnection": _obj({
+            "mode": _str(enum=["app"]),
+            "sync_resource": _str(maxLength=254, description="the room mailbox's address",
+                                  example="room-101@contoso.org"),
+            "sync_calendar_id": _nullable(_str(maxLength=1024, description="a writable calendar of the room; its "
+                                                                           "default calendar when left out")),
+            "location": _nullable(_identifier("the host's location ID")),
+            "two_way": {"type": "boolean", "default": False, "description": "publish Outlook-side bookings"},
+            "space_type": _nullable(_str(description="`container_space_with_seats` cannot be synced (422)")),
+        }, ["mode", "sync_resource"], additionalProperties=False, description=(
+            "Create or replace a space connection in app mode: no sign-in. One Graph call with the app's token "
+            "checks the room (its calendars) before anything is stored: 403 `mailbox_not_in_scope` with Graph's "
+            "code and the Exchange admin's fix when the scope does not cover it, 422 `mailbox_not_found`, 409 "
+            "`app_access_not_enabled`. Replacing a delegated connection erases its tokens.")),
+        "Rooms": _obj({
+            "system": _str(), "mode": _str(enum=MODES), "via": _nullable(_str()), "room_list": _nullable(_str()),
+            "rooms": {"type": "array", "items": _obj({
+                "address": _str(), "display_name": _nullable(_str()), "capacity": _nullable({"type": "integer"}),
+                "building": _nullable(_str()), "floor": _nullable({"type": "integer"}),
+                "floor_label": _nullable(_str()),
+            }, ["address"])},
+            "count": {"type": "integer"},
+            "truncated": {"type": "boolean", "description": "more than 5,000 rooms: the first 5,000 are listed"},
+        }, ["system", "mode", "rooms", "count", "truncated"]),
+        "RoomLists": _obj({
+            "system": _str(), "mode": _str(enum=MODES), "via": _nullable(_str()),
+            "room_lists": {"type": "array", "items": _obj({"address": _str(), "display_name": _nullable(_str())},
+                                                          ["address"])},
+            "count": {"type": "integer"}, "truncated": {"type": "boolean"},
+        }, ["system", "mode", "room_lists", "count", "truncated"]),
         "ConnectionChoices": _obj({
             "sync_resource": _nullable(_str(description="mailbox address to write to (a room delegated to the "
                                                         "signed-in account); empty for the account's own")),
@@ -388,7 +454,9 @@ def _schemas() -> dict[str, Any]:
         "Backfilled": _obj({"updated": {"type": "integer"}}, ["updated"]),
         "Alerts": _obj({"system": _str(), "alerts": {"type": "array", "items": _obj({
             "type": _str(description="`reauthorization_required`, `credentials_invalid`, `client_secret_expiring`, "
-                                     "`client_secret_expired`, `repeated_failures`, `webhook_failing`"),
+                                     "`client_secret_expired`, `repeated_failures`, `webhook_failing`, "
+                                     "`app_access_denied` (an app-mode room Graph refuses; the message names the "
+                                     "room, Graph's error and the Exchange admin's fix)"),
             "subject": _str(), "message": _str(), "microsoft_code": _nullable(_str()),
             "status": _str(enum=["open", "resolved"]),
             "raised_at": _str(), "last_seen_at": _str(), "resolved_at": _stamp(),
@@ -610,6 +678,16 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getConnection", "tags": ["connections"], "summary": "The connection's status",
                 "responses": {"200": _json(_ref("Connection"), "the connection"), **_errors(404)},
             },
+            "put": {
+                "operationId": "putAppConnection", "tags": ["connections"],
+                "summary": "App mode: connect a space to a room mailbox without a sign-in (spaces only)",
+                "requestBody": _body(_ref("AppConnection"), examples={
+                    "room": {"mode": "app", "sync_resource": "room-101@contoso.org", "location": "main",
+                             "two_way": True, "space_type": "room"}}),
+                "responses": {"201": _json(_ref("Connection"), "created"),
+                              "200": _json(_ref("Connection"), "replaced (a delegated connection's tokens erased)"),
+                              **_errors(403, 404, 409, 413, 415, 422, 502)},
+            },
             "patch": {
                 "operationId": "patchConnection", "tags": ["connections"],
                 "summary": "Choose the sync resource and calendars (users: free/busy calendar; spaces: location, "
@@ -720,6 +798,33 @@ def _paths() -> dict[str, Any]:
                               **_errors(404, 409)},
             },
         },
+        "/systems/{system}/rooms": {
+            "parameters": [_path("system")],
+            "get": {
+                "operationId": "listRooms", "tags": ["rooms"],
+                "summary": "The directory's rooms (Places API), for the host's dropdown",
+                "description": "With the app's token (app access, application permission `Place.Read.All`), or "
+                               "through a signed-in connection named by `via` (delegated `Place.Read.All`, which "
+                               "needs admin consent). All pages are read; sorted by display name.",
+                "parameters": [
+                    _param("room_list", "query", _str(maxLength=254), "only the rooms of this room list (its "
+                           "address, from `GET .../room-lists`)", example="building-a@contoso.org"),
+                    _param("via", "query", _str(maxLength=80), "`space/{id}` or `user/{id}`: list with that "
+                           "connection's token instead of the app's", example="space/room-101"),
+                ],
+                "responses": {"200": _json(_ref("Rooms"), "the rooms"), **_errors(403, 404, 409, 502)},
+            },
+        },
+        "/systems/{system}/room-lists": {
+            "parameters": [_path("system")],
+            "get": {
+                "operationId": "listRoomLists", "tags": ["rooms"],
+                "summary": "The directory's room lists, the filter for `GET .../rooms?room_list=`",
+                "parameters": [_param("via", "query", _str(maxLength=80), "as for `GET .../rooms`",
+                                      example="space/room-101")],
+                "responses": {"200": _json(_ref("RoomLists"), "the room lists"), **_errors(403, 404, 409, 502)},
+            },
+        },
         "/systems/{system}/alerts": {
             "parameters": [_path("system")],
             "get": {
@@ -796,8 +901,8 @@ def _build() -> dict[str, Any]:
         },
         "servers": [{"url": "/", "description": "the function app's host; every path carries the `api` prefix"}],
         "security": [{"functionKey": [], "systemKey": []}, {"functionKeyQuery": [], "systemKey": []}],
-        "tags": [{"name": n} for n in ("operations", "operator", "integration", "connections", "oauth (browser)",
-                                       "export", "two-way sync", "alerts",
+        "tags": [{"name": n} for n in ("operations", "operator", "integration", "connections", "rooms",
+                                       "oauth (browser)", "export", "two-way sync", "alerts",
                                        "change notifications (Microsoft Graph)")],
         "paths": _paths(),
         "components": {

@@ -32,12 +32,11 @@ from azure.data.tables import UpdateMode
 
 from shared import validation
 from shared.clock import Clock, iso, utcnow
-from shared.connections import ConnectionAccess
+from shared.connections import ConnectionAccess, MailboxNotInScope
 from shared.errors import AlreadyExists, ConcurrencyConflict, DomainError, ValidationFailed
 from shared.graph.client import GraphClient, GraphError, TokenSource
 from shared.integrations import IntegrationService
 from shared.models import (
-    CONNECTED,
     Connection,
     ExternalEvent,
     FeedEntry,
@@ -154,6 +153,8 @@ class PullService:
         mid-way (its lease left behind) delays the room by at most the lease, not until a later timer tick."""
         try:
             return self.pull(system, subject_id)
+        except MailboxNotInScope as refused:  # recorded on the connection and alerted by ConnectionAccess
+            return {"outcome": "access_denied", "microsoft_code": refused.microsoft_code}
         except PullBusy as busy:
             delay = min(int(busy.retry_after) + 1, int(LEASE.total_seconds()) + 1)
             self._queues.send(PULL_QUEUE, {"system": system, "id": subject_id}, delay_seconds=delay)
@@ -173,7 +174,7 @@ class PullService:
             self._repos.pull_targets.delete("pull", f"{system}|{subject_id}")
             return {"outcome": "not_two_way"}
         integration = self._integrations.require(system)
-        if not integration.enabled or connection.status != CONNECTED:
+        if not integration.enabled or not connection.syncable:  # an app-mode room refused before is tried again
             return {"outcome": "skipped", "reason": "sync disabled or reauthorization required"}
         state = self._acquire(system, subject_id)
         try:

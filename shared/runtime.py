@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from shared.oauth import OAuthService
     from shared.outbound import Resolver
     from shared.pull import PullService
+    from shared.rooms import RoomService
     from shared.secrets import SecretStore
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
@@ -63,6 +64,7 @@ class Services:
     system_keys: SystemKeyService
     subscriptions: SubscriptionService
     notifications: NotificationService
+    rooms: RoomService
 
 
 def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver | None = None) -> Services:
@@ -84,6 +86,7 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
     from shared.oauth import OAuthService
     from shared.outbound import system_resolver
     from shared.pull import PullService
+    from shared.rooms import RoomService
     from shared.secrets import SecretStore, TransactionKey
     from shared.storage.queues import QueueSender
     from shared.storage.repositories import Repositories
@@ -105,11 +108,11 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
     alerts = AlertService(repos.alerts, retention_days=settings.alert_resolved_retention_days, clock=clock)
     outbound = webhook_client(settings, resolver or system_resolver)
     integrations = IntegrationService(repos.integrations, repos.locations, secrets, client_secrets, identity,
-                                      settings, clock, outbound=outbound)
+                                      settings, clock, outbound=outbound, connections=repos.connections)
     tokens = TokenService(repos.token_caches, repos.refresh_schedule, cipher, identity, client_secrets,
                           refresh_idle_days=settings.token_refresh_idle_days, clock=clock)
-    access = ConnectionAccess(repos.connections, integrations, tokens, alerts, clock)
     graph = GraphClient(settings.graph_base_url, session)
+    access = ConnectionAccess(repos.connections, integrations, tokens, alerts, clock, graph=graph)
     executor = BatchExecutor(graph, global_limit=settings.graph_global_concurrency,
                              wall=lambda: clock().timestamp())
     engine = SyncEngine(repos.sync_records, repos.retries, executor, clock, transaction_key=TransactionKey(secrets))
@@ -145,6 +148,7 @@ def build_services(settings: Settings, clock: Clock = utcnow, resolver: Resolver
         system_keys=SystemKeyService(repos.systems, required=settings.system_keys_required, clock=clock),
         subscriptions=subscriptions,
         notifications=NotificationService(repos.subscription_lookups, queues, room_pulls),
+        rooms=RoomService(access, integrations, graph),
     )
 
 

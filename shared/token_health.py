@@ -4,6 +4,10 @@ Microsoft expires a refresh token idle for 90 days (AADSTS700082). The daily swe
 entries that are due, and fans them out through a Storage queue, one message per connection, so refreshes run
 on as many instances as Azure gives the queue. It also warns before recorded client-secret expiry dates and
 proves each system's credentials still work.
+
+App-mode connections have no refresh token (client credentials) and never get the keep-alive; the secret watch
+covers them, being system-wide. The sweep instead queues a check of each app-mode room Graph refused, so one that
+an Exchange admin brought back into scope clears within a day even if nothing else touches it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from shared.connections import ConnectionAccess
 from shared.errors import DomainError, ValidationFailed
 from shared.identity import CredentialsInvalid, IdentityPlatform
 from shared.integrations import IntegrationService
-from shared.models import REAUTH_REQUIRED, Integration
+from shared.models import ACCESS_DENIED, APP, REAUTH_REQUIRED, Connection, Integration
 from shared.settings import Settings
 from shared.storage.queues import QueueSender
 from shared.storage.repositories import Connections, Integrations, RefreshSchedule
@@ -61,14 +65,27 @@ class TokenHealthService:
             self._queues.send(TOKEN_REFRESH_QUEUE, {"system": entry.system, "kind": entry.kind,
                                                     "id": entry.subject_id, "due": entry.row_key()})
             enqueued += 1
-        checked = 0
+        checked = rechecks = 0
         for integration in self._integrations.all():
             self._check_secret_expiry(integration)
             if integration.enabled:
                 self._check_credentials(integration)
                 checked += 1
-        log.info("token sweep: %d refreshes queued, %d integrations checked", enqueued, checked)
-        return {"refreshes_queued": enqueued, "integrations_checked": checked}
+            if integration.enabled and integration.app_tenant:
+                rechecks += self._queue_access_checks(integration.system)
+        log.info("token sweep: %d refreshes queued, %d integrations checked, %d refused rooms rechecked", enqueued,
+                 checked, rechecks)
+        return {"refreshes_queued": enqueued, "integrations_checked": checked, "access_checks_queued": rechecks}
+
+    def _queue_access_checks(self, system: str) -> int:
+        queued = 0
+        for connection in self._connections.query("PartitionKey eq @system and mode eq @mode and status eq @status",
+                                                  parameters={"system": system, "mode": APP,
+                                                              "status": ACCESS_DENIED}):
+            self._queues.send(TOKEN_REFRESH_QUEUE, {"system": system, "kind": connection.kind,
+                                                    "id": connection.subject_id, "check": "app_access"})
+            queued += 1
+        return queued
 
     def _check_secret_expiry(self, integration: Integration) -> None:
         system, expires = integration.system, integration.secret_expires_on
@@ -115,6 +132,8 @@ class TokenHealthService:
             raise ValidationFailed(str(missing), "is missing from the refresh message") from None
         entry_key = str(message.get("due") or "")
         connection = self._connections.find(system, kind, subject)
+        if connection is not None and connection.is_app:
+            return self._check_app_access(connection, entry_key, message.get("check") == "app_access")
         if connection is None or (entry_key and not self._tokens.is_current(system, kind, subject, entry_key)):
             self._drop(entry_key)
             return "stale"
@@ -134,6 +153,20 @@ class TokenHealthService:
         self._access.mark_refreshed(connection)
         self._alerts.resolve(system, REAUTHORIZATION_REQUIRED, connection.row_key())
         return "refreshed"
+
+    def _check_app_access(self, connection: Connection, entry_key: str, check: bool) -> str:
+        """App mode: nothing to keep alive (a schedule entry left from its delegated past is dropped); a queued
+        check asks Graph whether the room is back in scope (recorded, and cleared, by ConnectionAccess)."""
+        self._drop(entry_key)
+        if not check:
+            return "app_mode"
+        integration = self._integrations.find(connection.system)
+        if integration is None or not integration.enabled or connection.status != ACCESS_DENIED:
+            return "app_mode"
+        try:
+            return "access_ok" if self._access.check_access(connection) else "access_denied"
+        except CredentialsInvalid:
+            return "credentials_invalid"
 
     def _drop(self, entry_key: str) -> None:
         if entry_key:

@@ -1,4 +1,5 @@
-"""Access tokens for connections, from their encrypted MSAL token caches, and token health.
+"""Access tokens for connections: delegated ones from their encrypted MSAL token caches, app-only ones from the
+process's in-memory client-credentials cache (shared/identity.py; nothing of them is stored).
 
 Refresh tokens rotate: every refresh returns a new one. The cache is written back only when it changed and only
 if nobody else wrote it since it was read (ETag), so two instances refreshing at once cannot replace a newer
@@ -44,6 +45,14 @@ class ReauthorizationRequired(DomainError):
 
     code = "reauthorization_required"
     status = 409
+
+
+class ScopeNotGranted(DomainError):
+    """A delegated token for extra scopes (e.g. Place.Read.All) was refused for want of consent: the grant is
+    fine for sync, so the connection is not marked."""
+
+    code = "scope_not_granted"
+    status = 403
 
 
 class TokenService:
@@ -108,27 +117,48 @@ class TokenService:
 
     # --- tokens ---------------------------------------------------------------------------------------------------
 
-    def access_token(self, integration: Integration, connection: Connection, *, force_refresh: bool = False) -> str:
-        """A valid access token for the connection's account, refreshing (and rotating) as needed.
+    def app_token(self, integration: Integration, *, force_refresh: bool = False) -> str:
+        """An app-only access token for the integration's app-access directory (client credentials, `.default`).
+
+        Raises `CredentialsInvalid` when Microsoft refuses the app's credentials (or does not know the app in
+        that directory), `TokenRefused` or `DependencyUnavailable` for what may pass.
+        """
+        result = self._identity.client_token(integration, self._secrets.value(integration),
+                                             force_refresh=force_refresh)
+        if "access_token" in result:
+            return str(result["access_token"])
+        code = aadsts.code_of(result)
+        error = result.get("error")
+        if aadsts.is_credential_problem(code) or error in ("invalid_client", "unauthorized_client"):
+            raise CredentialsInvalid(aadsts.describe(code, "Microsoft refused the app's credentials"),
+                                     microsoft_code=code)
+        raise TokenRefused(aadsts.describe(code, f"Microsoft answered {error}"), microsoft_code=code)
+
+    def access_token(self, integration: Integration, connection: Connection, *, force_refresh: bool = False,
+                     scopes: tuple[str, ...] | None = None) -> str:
+        """A valid access token for the connection's account, refreshing (and rotating) as needed; `scopes`
+        asks for other scopes than the sync scopes (room discovery's Place.Read.All).
 
         Raises `ReauthorizationRequired` when only a new sign-in can help, `CredentialsInvalid` when the app's
-        own credentials were refused, `TokenRefused` or `DependencyUnavailable` for what may pass.
+        own credentials were refused, `ScopeNotGranted` when extra scopes lack consent, `TokenRefused` or
+        `DependencyUnavailable` for what may pass.
         """
-        key = f"{connection.system}|{connection.row_key()}|{connection.home_account_id}"
+        key = f"{connection.system}|{connection.row_key()}|{connection.home_account_id}|{' '.join(scopes or ())}"
         with self._lock_for(connection):
             with self._hot_guard:
                 hot = self._hot.pop(key, None)
                 if hot is not None and not force_refresh and hot[1] - time.monotonic() > HOT_MARGIN:
                     self._hot[key] = hot  # most recently used now
                     return hot[0]
-            token, lifetime = self._acquire(integration, connection, force_refresh)
+            token, lifetime = self._acquire(integration, connection, force_refresh, scopes)
             with self._hot_guard:
                 self._hot[key] = (token, time.monotonic() + lifetime)
                 while len(self._hot) > HOT_TOKENS:
                     self._hot.popitem(last=False)
             return token
 
-    def _acquire(self, integration: Integration, connection: Connection, force_refresh: bool) -> tuple[str, float]:
+    def _acquire(self, integration: Integration, connection: Connection, force_refresh: bool,
+                 scopes: tuple[str, ...] | None = None) -> tuple[str, float]:
         secret = self._secrets.value(integration)
         last_error: dict[str, Any] = {}
         for attempt in range(MAX_ATTEMPTS):
@@ -139,7 +169,7 @@ class TokenService:
                 raise ReauthorizationRequired("the connection has no tokens: authorize it again")
             cache = self._open(row)
             result = self._identity.silent(integration, secret, cache, connection.home_account_id,
-                                           connection.kind, force_refresh=force_refresh)
+                                           connection.kind, force_refresh=force_refresh, scopes=scopes)
             if result is None:
                 raise ReauthorizationRequired("the signed-in account is missing from the token cache")
             if "access_token" in result:
@@ -155,6 +185,9 @@ class TokenService:
         if aadsts.is_credential_problem(code) or error in ("invalid_client", "unauthorized_client"):
             raise CredentialsInvalid(aadsts.describe(code, "Microsoft refused the app's credentials"),
                                      microsoft_code=code)
+        if scopes and (code in aadsts.ADMIN_APPROVAL_CODES or error == "invalid_scope"):
+            raise ScopeNotGranted(f"Microsoft has no consent for {' '.join(scopes)} for this app and account",
+                                  microsoft_code=code)
         if aadsts.is_reauth_problem(code, error):
             raise ReauthorizationRequired(aadsts.describe(code, "Microsoft refused the refresh token"),
                                           microsoft_code=code)

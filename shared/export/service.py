@@ -147,10 +147,14 @@ class ExportService:
             outcomes = self._access.run(connection, run)
         except DomainError as exc:
             if exc.status >= 500 or exc.code in ("reauthorization_required", "credentials_invalid",
-                                                 "integration_disabled"):
+                                                 "integration_disabled", "mailbox_not_in_scope"):
                 self._park(connection)
                 return None
             raise
+        # An app-mode room refused per request (out of its Exchange scope): marked like any refusal, and parked so
+        # its items are pushed again once access returns.
+        if self._access.note_refusals(connection, (o.error_code for o in outcomes if o.state == FAILED)):
+            self._park(connection)
         self._alert_exhausted(connection, outcomes)
         return outcomes
 
