@@ -179,6 +179,7 @@ class Subscriptions:
         self.sim = state.sim
         self.lock = threading.Lock()
         self.subs: dict[str, Subscription] = {}
+        self.by_mailbox: dict[str, dict[str, Subscription]] = {}  # so a write looks at its mailbox's only
         self.notifier = Notifier(self.sim, self.is_live, self.tick, self.has_subscriptions)
         state.store.listeners.append(self.on_change)
 
@@ -199,10 +200,15 @@ class Subscriptions:
         with self.lock:
             sub = self.subs.get(subscription_id)
             if sub is not None and sub.expires <= self.sim.clock.now():
-                del self.subs[subscription_id]
+                self._drop(sub)
                 self.sim.counters.incr("graph.subscriptions.expired")
                 return None
             return sub
+
+    def _drop(self, sub: Subscription) -> None:
+        """Forget a subscription; call with `self.lock` held."""
+        self.subs.pop(sub.id, None)
+        self.by_mailbox.get(sub.mailbox_id, {}).pop(sub.id, None)
 
     def all_live(self) -> list[Subscription]:
         now = self.sim.clock.now()
@@ -216,7 +222,7 @@ class Subscriptions:
         with self.lock:
             for sub in list(self.subs.values()):
                 if sub.expires <= moment:
-                    del self.subs[sub.id]
+                    self._drop(sub)
                     self.sim.counters.incr("graph.subscriptions.expired")
                     continue
                 left = (sub.expires - moment).total_seconds()
@@ -250,7 +256,7 @@ class Subscriptions:
             raise KeyError(subscription_id)
         if event == "subscriptionRemoved":
             with self.lock:
-                self.subs.pop(sub.id, None)
+                self._drop(sub)
         elif event == "reauthorizationRequired":
             with self.lock:
                 sub.last_reauth = self.sim.clock.time()
@@ -281,7 +287,7 @@ class Subscriptions:
         assert event is not None  # nosec B101 - every write has a version before or after
         now = self.sim.clock.now()
         with self.lock:
-            subs = [s for s in self.subs.values() if s.mailbox_id == event.mailbox_id and s.expires > now]
+            subs = [s for s in self.by_mailbox.get(event.mailbox_id, {}).values() if s.expires > now]
         for sub in subs:
             if not self._still_allowed(sub):
                 continue
@@ -361,7 +367,7 @@ class Subscriptions:
             raise _invalid(f"Invalid latestSupportedTlsVersion '{tls}'; use one of {', '.join(TLS_VERSIONS)}.")
         expires = bounded_expiration(body.get("expirationDateTime"), self.sim.clock.now(), "Create")
         with self.lock:
-            active = sum(1 for s in self.subs.values() if s.mailbox_id == mailbox.id)
+            active = len(self.by_mailbox.get(mailbox.id, {}))
         if active >= MAX_PER_MAILBOX:
             raise _extension_error("Create", "Forbidden", f"The mailbox has reached the limit of {MAX_PER_MAILBOX} "
                                    "subscriptions.", 403)
@@ -380,6 +386,7 @@ class Subscriptions:
         )
         with self.lock:
             self.subs[sub.id] = sub
+            self.by_mailbox.setdefault(sub.mailbox_id, {})[sub.id] = sub
         self.sim.counters.incr("graph.subscriptions.created")
         self.notifier.wake()
         return GraphResponse(201, self._doc(sub, req, with_state=True))
@@ -436,7 +443,7 @@ class Subscriptions:
     def delete(self, caller: Caller, subscription_id: str) -> GraphResponse:
         sub = self._managed(caller, subscription_id, "Delete")
         with self.lock:
-            self.subs.pop(sub.id, None)
+            self._drop(sub)
         self.sim.counters.incr("graph.subscriptions.deleted")
         return GraphResponse(204)
 
