@@ -284,16 +284,20 @@ class SubscriptionService:
 
     # --- the maintenance timer -----------------------------------------------------------------------------------
 
-    def maintain(self) -> dict[str, int]:
+    def maintain(self, system: str | None = None) -> dict[str, int]:
         """Renew what expires soon, create what is missing or failed (with backoff), drop what is no longer
-        wanted. Reads the connection and subscription tables once; Graph calls run a few at a time."""
+        wanted: every system's (the timer), or one system's (an operator repairing one institution). Reads the
+        connection and subscription tables once; Graph calls run a few at a time."""
         if not self.enabled:
             return {}
         now = self._clock()
-        rows = {(r.system, r.kind, r.subject_id): r for r in self._repos.push_subscriptions.query()}
+        subscriptions = self._repos.push_subscriptions
+        connections = self._repos.connections
+        rows = {(r.system, r.kind, r.subject_id): r
+                for r in (subscriptions.partition(system) if system else subscriptions.query())}
         enabled: dict[str, bool] = {}
         work: list[tuple[str, Connection, PushSubscription | None]] = []
-        for connection in self._repos.connections.query():
+        for connection in connections.partition(system) if system else connections.query():
             row = rows.pop((connection.system, connection.kind, connection.subject_id), None)
             wanted = self._wanted(connection, enabled)
             if wanted is None:

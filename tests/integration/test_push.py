@@ -2,13 +2,22 @@
 Graph only posts to https URLs), its validation handshake, and what it does with notifications that do not check
 out."""
 
+import hashlib
 import json
+import os
+import string
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
 from shared import runtime
+from shared.runtime import build_services
+from shared.settings import Settings
+
+URL_SAFE = set(string.ascii_letters + string.digits + "-_")
 
 
 @pytest.fixture
@@ -73,3 +82,129 @@ def test_forged_and_malformed_notifications_are_ignored_counted_and_never_500(ap
         assert answer.json()["error"]["code"]
     seen = delta(before, counters())
     assert seen == {"ignored_unknown_subscription": 1, "ignored_malformed": 5 + 6, "ignored_too_large": 1}, seen
+
+
+# --- subscriptions (a staff member's calendar: /me/events) --------------------------------------------------------
+
+
+@pytest.fixture
+def timed(app, simulator):
+    """The app's services on the simulator's clock (same tables, queues and Microsoft), for simulated days."""
+    return build_services(Settings.from_env(os.environ), clock=simulator.sim.clock.now)
+
+
+def wait_for(predicate, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def subscriptions_of(simulator, directory):
+    return simulator.control.list_subscriptions(directory.tenant_id)
+
+
+def touch(api, system, kind="user", subject="u1"):
+    """A PATCH that changes nothing Graph cares about: the connections service calls its hook."""
+    response = api.patch(f"/api/systems/{system}/connections/{kind}/{subject}", json={"freebusy_calendar_id": None})
+    assert response.status_code == 200, response.text
+
+
+def outlook_event(subject, hours=30):
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
+    return {"subject": subject, "start": {"dateTime": f"{start:%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
+            "end": {"dateTime": f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}}
+
+
+def test_a_user_connection_is_subscribed_with_a_secret_client_state_kept_only_as_a_hash(
+        app, api, simulator, directory, system, staff):
+    touch(api, system)
+    (sub,) = subscriptions_of(simulator, directory)
+    assert sub["resource"] == "/me/events" and sub["delegated"] and sub["mailbox"] == directory.staff
+    assert sub["changeType"] == "created,updated,deleted" and sub["immutableIds"]
+    assert sub["notificationUrl"] == f"{app.https_url}/api/notifications/changes"
+    assert sub["lifecycleNotificationUrl"] == f"{app.https_url}/api/notifications/lifecycle"
+    assert len(sub["clientState"]) == 128 and set(sub["clientState"]) <= URL_SAFE
+    expires = datetime.fromisoformat(sub["expirationDateTime"])
+    assert timedelta(minutes=10_000) < expires - datetime.now(UTC) <= timedelta(minutes=10_080)
+    repos = runtime.services().repos
+    (row,) = list(repos.push_subscriptions.partition(system))
+    lookup = repos.subscription_lookups.find(sub["id"])
+    assert row.subscription_id == sub["id"] and lookup.system == system and lookup.subject_id == "u1"
+    assert lookup.client_state_sha256 == hashlib.sha256(sub["clientState"].encode()).hexdigest()
+    stored = json.dumps([vars(r) for r in (row, lookup)], default=str)
+    assert sub["clientState"] not in stored
+    touch(api, system)  # nothing to change: the same subscription stays
+    assert [s["id"] for s in subscriptions_of(simulator, directory)] == [sub["id"]]
+    before = counters()
+    simulator.sim.graph.create_event(directory.staff, outlook_event("Dentist"), as_user=directory.staff)
+    wait_for(lambda: delta(before, counters()).get("user_changes"), what="the notification of a user's event")
+    assert delta(before, counters()) == {"accepted": 1, "user_changes": 1}  # counted; no cache to invalidate
+
+
+def test_a_forged_notification_naming_a_real_subscription_is_ignored_and_counted(
+        app, api, simulator, directory, system, staff, graph_side):
+    touch(api, system)
+    (sub,) = subscriptions_of(simulator, directory)
+    before = counters()
+    forged = {"value": [{"subscriptionId": sub["id"], "clientState": sub["clientState"][:-1] + "x",
+                         "changeType": "updated", "resource": "Users/x/Events/y"},
+                        {"subscriptionId": sub["id"], "clientState": "x" * 128, "lifecycleEvent": "missed"}]}
+    answer = graph_side.post(f"{app.https_url}/api/notifications/changes", json=forged, timeout=10)
+    assert answer.status_code == 202
+    assert delta(before, counters()) == {"ignored_client_state_mismatch": 2}
+
+
+def test_renewal_keeps_a_subscription_alive_across_simulated_weeks(app, api, simulator, directory, system, staff,
+                                                                   timed):
+    touch(api, system)
+    (first,) = subscriptions_of(simulator, directory)
+    assert timed.subscriptions.maintain(system) == {}  # nothing due yet
+    for _ in range(3):  # 12 simulated days: past the 7-day maximum lifetime, renewed every 4 days
+        simulator.control.advance_clock(days=4)
+        assert timed.subscriptions.maintain(system) == {"renewed": 1}
+    (sub,) = subscriptions_of(simulator, directory)
+    assert sub["id"] == first["id"]
+    assert datetime.fromisoformat(sub["expirationDateTime"]) - simulator.sim.clock.now() > timedelta(days=6)
+    before = counters()
+    simulator.sim.graph.create_event(directory.staff, outlook_event("After 12 days"), as_user=directory.staff)
+    wait_for(lambda: delta(before, counters()).get("user_changes"), what="a notification 12 days on")
+
+
+def test_without_renewal_the_subscription_expires_and_maintenance_recreates_it(app, api, simulator, directory,
+                                                                               system, staff, timed):
+    touch(api, system)
+    (first,) = subscriptions_of(simulator, directory)
+    simulator.control.advance_clock(days=8)  # the timer did not run for a week
+    assert subscriptions_of(simulator, directory) == []
+    assert timed.subscriptions.maintain(system) == {"recreated": 1}
+    (sub,) = subscriptions_of(simulator, directory)
+    assert sub["id"] != first["id"]
+    assert runtime.services().repos.subscription_lookups.find(first["id"]) is None
+
+
+def test_subscription_removed_is_recovered_by_a_new_subscription(app, api, simulator, directory, system, staff):
+    touch(api, system)
+    (first,) = subscriptions_of(simulator, directory)
+    before = counters()
+    simulator.control.send_lifecycle_event(first["id"], "subscriptionRemoved")
+    (sub,) = wait_for(lambda: [s for s in subscriptions_of(simulator, directory) if s["id"] != first["id"]],
+                      what="a new subscription")
+    assert delta(before, counters()) == {"accepted": 1, "lifecycle_subscriptionRemoved": 1}
+    lookups = runtime.services().repos.subscription_lookups
+    assert lookups.find(first["id"]) is None and lookups.find(sub["id"]).subject_id == "u1"
+
+
+def test_removing_the_connection_forgets_its_subscription(app, api, simulator, directory, system, staff):
+    touch(api, system)
+    (sub,) = subscriptions_of(simulator, directory)
+    assert api.delete(f"/api/systems/{system}/connections/user/u1").status_code == 200
+    repos = runtime.services().repos
+    assert list(repos.push_subscriptions.partition(system)) == [] and repos.subscription_lookups.find(sub["id"]) is None
+    # Its tokens are gone with it, so Graph keeps the subscription until it expires; what it still sends is ignored.
+    before = counters()
+    simulator.sim.graph.create_event(directory.staff, outlook_event("After removal"), as_user=directory.staff)
+    wait_for(lambda: delta(before, counters()).get("ignored_unknown_subscription"), what="the stale notification")
