@@ -22,7 +22,7 @@ from typing import Any
 from devstack.azurite import Azurite
 from devstack.keyvault import KeyVaultEndpoint
 from devstack.managed_identity import ManagedIdentityEndpoint, TokenAuthority
-from devstack.ports import DEFAULT_PORTS, HOST, is_listening, wait_listening
+from devstack.ports import DEFAULT_PORTS, HOST, free_port, is_listening, wait_listening
 from devstack.tls import LocalTls, create_local_tls
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,6 +79,8 @@ class LocalStack:
         return f"https://{HOST}:{self.ports['simulator']}"
 
     def start(self) -> LocalStack:
+        if "app_https" not in self.ports:  # a caller's own port map (tests) may predate the HTTPS listener
+            self.ports["app_https"] = free_port()
         busy = [f"{name} ({port})" for name, port in self.ports.items() if is_listening(port)]
         if busy:
             raise RuntimeError(f"ports already in use: {', '.join(busy)}; is another stack running?")

@@ -86,6 +86,13 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
     api.put(f"/api/systems/{system}/integration", json={"client_id": d.client_id, "account_type": "common",
                                                         "client_secret": "wrong-secret-value-123"})
     connect(api, simulator, system, "user", "u1", d.staff)
+    api.patch(f"/api/systems/{system}/connections/user/u1", json={"freebusy_calendar_id": None})  # subscribed
+    client_states = {s["clientState"] for s in simulator.control.list_subscriptions(d.tenant_id)}
+    assert len(client_states) == 1
+    simulator.sim.graph.create_event(d.staff, {  # a change notification carrying the clientState to the app
+        "subject": "Staff meeting", "start": {"dateTime": "2030-02-03T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2030-02-03T10:00:00", "timeZone": "UTC"}}, as_user=d.staff)
+    assert simulator.control.flush_notifications(10)["flushed"]
     connect(api, simulator, system, "space", "s1", d.staff)
     api.patch(f"/api/systems/{system}/connections/space/s1", json={"sync_resource": d.room})
     calendar = api.get(f"/api/systems/{system}/connections/space/s1/calendars").json()["calendars"][0]
@@ -140,7 +147,7 @@ def test_no_secret_or_token_in_rows_logs_or_responses(api, app, simulator, logs,
     assert system_key and system_key.startswith("sk_")  # answered once, to the provisioning request only
     secrets = {"client secret": d.secret, "data key": data_key, "wrong secret": "wrong-secret-value-123",
                "webhook secret": webhook_secret, "transactionId key": txn_key, "webhook URL token": url_token,
-               "system key": system_key}
+               "system key": system_key, **{f"subscription clientState {c[:6]}…": c for c in client_states}}
     assert len(tokens) >= 6  # codes, access and refresh tokens of two connections and their rotations
     needles = {**secrets, **{f"token {t[:12]}…": t for t in tokens}}
 

@@ -79,6 +79,17 @@ def test_unknown_route_is_a_json_404(stack):
     assert response.json()["error"]["code"] == "not_found"
 
 
+def test_the_app_is_also_served_over_https_for_graphs_change_notifications(stack):
+    assert os.environ["NOTIFICATION_BASE_URL"] == stack.notification_base_url
+    assert stack.notification_base_url.startswith("https://") and stack.notification_base_url in stack.banner()
+    session = requests.Session()
+    session.trust_env = False
+    token = "Validation: Testing client application reachability for subscription Request-Id: 1"
+    answer = session.post(f"{stack.notification_base_url}/api/notifications/changes", params={"validationToken": token},
+                          verify=str(stack.tls.ca_path), timeout=10)
+    assert answer.status_code == 200 and answer.text == token
+
+
 def test_key_vault_outage_makes_health_503_naming_key_vault(stack):
     stack.vault.available = False
     try:
@@ -101,3 +112,4 @@ def test_killing_azurite_makes_health_503_naming_storage(stack):
     assert body["status"] == "unhealthy"
     assert body["checks"]["storage"]["ok"] is False
     assert body["error"] == {"code": "dependency_unavailable", "message": "unavailable: storage"}
+
