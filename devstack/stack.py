@@ -145,6 +145,8 @@ class LocalStack:
             json={"client_id": self.demo["client_id"], "client_secret": self.demo["client_secret"],
                   "account_type": "common", "tenant_id": self.demo["tenant_id"], "enabled": True,
                   "allowed_return_origins": [self.app_url],
+                  # the demo tenant's rooms are in the app's Exchange RBAC scope: app-mode rooms work at once
+                  "app_access": {"enabled": True, "tenant_id": self.demo["tenant_id"]},
                   "client_secret_expires_on": _iso_from_epoch(self.demo["client_secret_expires_at"])})
         if response.status_code not in (200, 201):
             raise RuntimeError(f"configuring the demo system failed: {response.status_code} {response.text}")

@@ -3,7 +3,8 @@
 
 `GET /places/microsoft.graph.room` lists every room of the directory, `GET /places/{room list}/microsoft.graph
 .roomlist/rooms` the rooms of one room list, `GET /places/microsoft.graph.roomlist` the room lists; each answers
-100 places a page by default and pages on with `@odata.nextLink` (https://learn.microsoft.com/graph/api/place-list).
+100 places a page by default (https://learn.microsoft.com/graph/api/place-list). v1.0 gives no `@odata.nextLink`
+there, so pages are read with `$top`/`$skip` until one comes back short; a nextLink is followed when one comes.
 They need `Place.Read.All`: as an application permission with the app's own token (app access), or as a delegated
 one through a signed-in connection named by `via` (that permission needs admin consent, so it is not in the sync
 scopes: a tenant without that consent could not connect rooms at all). Rooms hidden from the address list are not
@@ -26,6 +27,7 @@ from shared.models import KINDS, Integration
 from shared.tokens import ScopeNotGranted
 
 MAX_PLACES = 5000  # a dropdown's worth; more are cut off and `truncated` says so
+PAGE = 100  # Graph's default page of rooms and room lists
 PERMISSION = PLACE_SCOPES[0]
 
 
@@ -119,15 +121,23 @@ class RoomService:
                 microsoft_code=exc.microsoft_code) from None
 
     def _pages(self, token: TokenSource, path: str, room_list: str | None) -> Places:
+        """Every page: `@odata.nextLink` when Graph gives one, else `$skip` on until a page comes back short
+        (v1.0's Places answers without a nextLink: https://learn.microsoft.com/answers/questions/1021419)."""
         items: list[dict[str, Any]] = []
-        url: str | None = path
+        url, params = path, {"$top": str(PAGE)}
         try:
-            while url:
-                page = self._graph.request(token, "GET", url)
-                items.extend(v for v in page.get("value", []) if isinstance(v, dict))
-                url = page.get("@odata.nextLink")
+            while True:
+                page = self._graph.request(token, "GET", url, params=params)
+                values = [v for v in page.get("value", []) if isinstance(v, dict)]
+                items.extend(values)
                 if len(items) >= self._max:
                     return Places(items[: self._max], True)
+                if page.get("@odata.nextLink"):
+                    url, params = str(page["@odata.nextLink"]), None
+                elif len(values) < PAGE or params is None:
+                    return Places(items, False)
+                else:
+                    url, params = path, {"$top": str(PAGE), "$skip": str(len(items))}
         except GraphError as exc:
             if exc.http_status == 403:
                 raise PlacePermissionMissing(f"Microsoft Graph refused to list places ({exc.graph_code})",
@@ -137,7 +147,6 @@ class RoomService:
                 raise RoomListNotFound(f"no room list {room_list} in the directory ({exc.graph_code})",
                                        microsoft_code=exc.graph_code) from None
             raise
-        return Places(items, False)
 
 
 def _room(place: dict[str, Any]) -> dict[str, Any]:

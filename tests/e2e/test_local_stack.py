@@ -73,6 +73,21 @@ def test_the_demo_system_is_created_and_its_key_printed_next_to_the_function_key
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "system_key_required"
 
 
+def test_the_demo_rooms_are_listed_and_connect_in_app_mode_without_a_sign_in(stack):
+    """The README's quick start: the demo integration has app access, the demo rooms are in its Exchange scope."""
+    keyed = {"x-functions-key": stack.function_key, "x-system-key": stack.system_key}
+    rooms = get(stack, "/api/systems/demo/rooms", headers=keyed)
+    assert rooms.status_code == 200, rooms.text
+    hall = "community-hall@springfield-library.test"
+    assert hall in [r["address"] for r in rooms.json()["rooms"]]
+    session = requests.Session()
+    session.trust_env = False
+    put = session.put(f"{stack.app_url}/api/systems/demo/connections/space/hall", headers=keyed, timeout=10,
+                      json={"mode": "app", "sync_resource": hall, "two_way": True})
+    assert put.status_code in (200, 201), put.text
+    assert (put.json()["mode"], put.json()["status"]) == ("app", "connected")
+
+
 def test_unknown_route_is_a_json_404(stack):
     response = get(stack, "/api/definitely/not/here")
     assert response.status_code == 404
