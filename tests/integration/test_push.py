@@ -14,8 +14,10 @@ import pytest
 import requests
 
 from shared import runtime
+from shared.models import PullTarget
 from shared.runtime import build_services
 from shared.settings import Settings
+from tests.helpers import configure, new_system
 
 URL_SAFE = set(string.ascii_letters + string.digits + "-_")
 
@@ -208,3 +210,133 @@ def test_removing_the_connection_forgets_its_subscription(app, api, simulator, d
     before = counters()
     simulator.sim.graph.create_event(directory.staff, outlook_event("After removal"), as_user=directory.staff)
     wait_for(lambda: delta(before, counters()).get("ignored_unknown_subscription"), what="the stale notification")
+
+
+# --- a room in application mode: notifications pull it within seconds ----------------------------------------------
+
+ROLE = "Application Calendars.ReadWrite"
+
+
+@pytest.fixture
+def room(api, simulator, directory):
+    """An app-mode room with two-way sync, created through HTTP as a host would (no sign-in), its calendar read
+    once; the subscription its connection got on the way."""
+    control = simulator.control
+    control.set_mailbox_attributes(directory.room, CustomAttribute1="booking")
+    control.create_management_scope(directory.tenant_id, "Bookable", "CustomAttribute1 -eq 'booking'")
+    control.assign_management_role(directory.tenant_id, directory.client_id, ROLE, "Bookable")
+    system = new_system()
+    configure(api, system, directory, app_access={"enabled": True, "tenant_id": directory.tenant_id})
+    created = api.put(f"/api/systems/{system}/connections/space/r1",
+                      json={"mode": "app", "sync_resource": directory.room, "two_way": True})
+    assert created.status_code == 201, created.text
+    (sub,) = subscriptions_of(simulator, directory)
+    assert sub["resource"] == f"/users/{directory.room}/events" and not sub["delegated"]
+    room = Room(api, simulator, directory, system, sub)
+    runtime.services().pull.pull(system, "r1")  # the first baseline (an empty calendar)
+    return room
+
+
+class Room:
+    def __init__(self, api, simulator, directory, system, subscription):
+        self.api, self.simulator, self.directory, self.system = api, simulator, directory, system
+        self.subscription = subscription
+        self.cursor = "0"
+        self.seen: list[dict] = []
+
+    def book_in_outlook(self, subject, hours=30):
+        return self.simulator.sim.graph.create_event(self.directory.room, outlook_event(subject, hours),
+                                                     as_user=self.directory.other_staff)
+
+    def feed(self):
+        """Everything published so far (read by cursor through the API, as the host does)."""
+        body = self.api.get(f"/api/systems/{self.system}/connections/space/r1/external-events"
+                            f"?cursor={self.cursor}").json()
+        self.cursor = body["next_cursor"]
+        self.seen.extend(body["changes"])
+        return self.seen
+
+    def wait_published(self, event_id, timeout=15.0):
+        return wait_for(lambda: [c for c in self.feed() if c["event_id"] == event_id], timeout,
+                        f"event {event_id[:12]}… in the feed")
+
+
+def test_an_outlook_booking_reaches_the_feed_in_seconds_through_a_notification(room):
+    before = counters()
+    started = time.monotonic()
+    made = room.book_in_outlook("Board meeting")
+    (change,) = room.wait_published(made["id"])
+    elapsed = time.monotonic() - started
+    assert change["type"] == "created" and change["event"]["subject"] == "Board meeting"
+    assert elapsed < 8, elapsed  # delivery 1 s + coalescing 1 s + the queue's polling (at most 2 s) + the pull
+    seen = delta(before, counters())
+    assert seen["accepted"] >= 1 and seen["pulls_queued"] == 1, seen
+
+
+def test_notifications_within_a_second_make_one_pull(room):
+    before = counters()
+    made = [room.book_in_outlook(f"Burst {i}", hours=30 + i) for i in range(3)]
+    for event in made:
+        room.wait_published(event["id"])
+    seen = delta(before, counters())
+    assert seen["accepted"] == 3 and seen["pulls_queued"] == 1, seen
+
+
+def test_a_forged_room_notification_pulls_nothing(room, app, graph_side):
+    before = counters()
+    forged = {"value": [{"subscriptionId": room.subscription["id"], "clientState": "forged" * 20,
+                         "changeType": "created", "resource": "Users/x/Events/y"}]}
+    assert graph_side.post(f"{app.https_url}/api/notifications/changes", json=forged, timeout=10).status_code == 202
+    assert delta(before, counters()) == {"ignored_client_state_mismatch": 1}
+    assert runtime.services().repos.subscription_lookups.find(room.subscription["id"]).pull_due_at is None
+
+
+def test_subscription_removed_recreates_the_subscription_and_pulls_what_happened_meanwhile(room):
+    room.simulator.control.send_lifecycle_event(room.subscription["id"], "subscriptionRemoved")
+    before = counters()
+    made = room.book_in_outlook("Booked while unsubscribed")  # no subscription: Graph sends no notification
+    room.wait_published(made["id"])
+    (sub,) = subscriptions_of(room.simulator, room.directory)
+    assert sub["id"] != room.subscription["id"] and sub["resource"] == room.subscription["resource"]
+    # Only the lifecycle notification came: the booking was pulled because the subscription was recreated.
+    assert delta(before, counters()) == {"accepted": 1, "lifecycle_subscriptionRemoved": 1}
+
+
+def test_missed_notifications_make_a_pull(room):
+    room.simulator.control.set_notification_faults(drop_rate=1.0, seed=7)
+    made = room.book_in_outlook("Lost notification")
+    assert room.simulator.control.flush_notifications(5)["flushed"]
+    assert room.simulator.control.notification_counters()["dropped"] == 1
+    before = counters()
+    room.simulator.control.send_lifecycle_event(room.subscription["id"], "missed")
+    room.wait_published(made["id"])
+    assert delta(before, counters()) == {"accepted": 1, "lifecycle_missed": 1, "pulls_queued": 1}
+
+
+def test_the_rooms_own_exported_event_is_never_published_as_an_outlook_booking(room):
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    item = {"patron": {"first_name": "Ada", "last_name": "Lovelace"},
+            "occurrences": [{"key": "o1", "start": f"{start:%Y-%m-%dT%H:%M:%S}",
+                             "end": f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}", "time_zone": "UTC"}]}
+    before = counters()
+    exported = room.api.put(f"/api/systems/{room.system}/connections/space/r1/items/b1", json=item)
+    assert exported.status_code == 200, exported.text
+    own = exported.json()["occurrences"][0]["sync_id"]
+    wait_for(lambda: delta(before, counters()).get("accepted"), what="the notification of the export")
+    made = room.book_in_outlook("Made after the export")
+    room.wait_published(made["id"])  # the pulls after both notifications are done
+    assert [c["event_id"] for c in room.feed()] == [made["id"]] and own != made["id"]
+
+
+def test_the_sweep_reads_a_room_with_a_live_subscription_once_per_push_sweep_minutes(room, timed):
+    subscribed, polled = PullTarget(system=room.system, subject_id="r1"), PullTarget(system=room.system,
+                                                                                     subject_id="r2")
+    timed.subscriptions.sweep_plan()
+    due = timed.subscriptions.sweep_plan()  # the next tick, moments later
+    assert (due(subscribed), due(polled)) == (False, True)
+    room.simulator.control.advance_clock(seconds=61 * 60)  # PUSH_SWEEP_MINUTES (60) later
+    due = timed.subscriptions.sweep_plan()
+    assert (due(subscribed), due(polled)) == (True, True)
+    room.simulator.control.advance_clock(days=8)  # the subscription expired (the timer did not run)
+    due = timed.subscriptions.sweep_plan()
+    assert due(subscribed)
