@@ -222,11 +222,17 @@ def _needs_consent(ctx: Ctx, app: AppRegistration, user: User, pending: PendingA
 
 
 def _admin_gate(ctx: Ctx, app: AppRegistration, user: User, pending: PendingAuthorization) -> AadError | None:
-    """A tenant that forbids user consent refuses only when consent is actually needed."""
+    """A tenant that forbids user consent refuses only when consent is actually needed; a permission only an
+    administrator may grant is refused whatever the tenant allows users (the simulator's users are not admins)."""
     tenant = ctx.sim.directory.tenants.get(user.tenant_id)
-    if tenant is None or tenant.personal or not tenant.admin_consent_required:
+    if tenant is None or tenant.personal:
         return None
-    if not _missing_permissions(ctx, app, user, pending):
+    missing = _missing_permissions(ctx, app, user, pending)
+    if not missing:
+        return None
+    if sc.admin_only(missing):
+        return errors.admin_approval_required(app.display_name)
+    if not tenant.admin_consent_required:
         return None
     if tenant.admin_consent_required == "90094":
         return errors.admin_approval_required(app.display_name)

@@ -58,3 +58,16 @@ GRAPH_APP_ROLES = frozenset({
     "Mail.Read", "Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.ReadWrite", "Mail.Send",
     "MailboxSettings.Read", "MailboxSettings.ReadWrite", "Contacts.Read", "Contacts.ReadWrite",
 })
+
+
+# Delegated Graph permissions that only an administrator can consent to ("Admin consent required: Yes" in
+# https://learn.microsoft.com/graph/permissions-reference): a user's own consent never covers them, so a sign-in
+# that asks for one before an administrator approved the app stops at "Need admin approval".
+ADMIN_ONLY_DELEGATED = frozenset(p.lower() for p in (
+    "Place.Read.All", "Place.ReadWrite.All", "User.Read.All", "Directory.Read.All", "Group.Read.All",
+))
+
+
+def admin_only(permissions_: Iterable[str]) -> set[str]:
+    """The permissions among `permissions_` that need an administrator's consent."""
+    return {p for p in permissions_ if p.lower() in ADMIN_ONLY_DELEGATED}

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from tests.helpers import configure, connect, new_system
+from tests.helpers import authorize, configure, connect, follow_sign_in, new_system, query_of
 
 
 @pytest.fixture
@@ -96,6 +96,11 @@ def test_without_app_access_a_connection_must_be_named(api, places, system):
 def test_a_space_sign_in_asks_for_place_read_all_when_delegated_discovery_is_on(api, simulator, places):
     system = new_system()
     configure(api, system, places, room_discovery={"delegated": True})
+    # Delegated Place.Read.All needs an administrator's consent: before it, the sign-in stops at "Need admin approval".
+    refused = query_of(follow_sign_in(api, simulator, authorize(api, system, "space", "s1"), places.staff))
+    assert (refused["outcome"], refused["microsoft_code"]) == ("admin_approval_required", "AADSTS90094"), refused
+    assert api.get(f"/api/systems/{system}/connections/space/s1").status_code == 404
+    simulator.control.admin_consent(places.tenant_id, places.client_id)
     connect(api, simulator, system, "space", "s1", places.staff)
     response = rooms(api, system, via="space/s1")
     assert response.status_code == 200, response.text

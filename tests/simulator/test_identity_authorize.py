@@ -56,6 +56,21 @@ def test_tenant_requiring_admin_approval(simulator, world, make_msal, control, p
     _assert_aad_error(params, error, int(policy), flow["state"])
 
 
+def test_a_permission_only_an_admin_may_grant_stops_a_user_even_where_users_may_consent(simulator, world,
+                                                                                        make_msal, control):
+    # Place.Read.All (delegated) is "Admin consent required: Yes": https://learn.microsoft.com/graph/permissions-reference
+    client = make_msal(world.common_app.client_id, world.common_app.secret, "common")
+    flow = client.initiate_auth_code_flow([*GRAPH_SCOPES, "Place.Read.All"], redirect_uri=REDIRECT_URI)
+
+    params = sign_in(flow["auth_uri"], world.alice, ca_path=simulator.ca_path)
+
+    _assert_aad_error(params, "access_denied", 90094, flow["state"])
+    control.admin_consent(world.contoso, world.common_app.client_id)
+    again = client.initiate_auth_code_flow([*GRAPH_SCOPES, "Place.Read.All"], redirect_uri=REDIRECT_URI)
+    granted = sign_in(again["auth_uri"], world.alice, ca_path=simulator.ca_path, consent=False)
+    assert "code" in granted
+
+
 def test_admin_consent_lets_users_in_without_a_consent_page(simulator, world, make_msal, control):
     control.set_tenant_policy(world.contoso, admin_consent_required="90094")
     control.admin_consent(world.contoso, world.common_app.client_id)
