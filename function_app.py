@@ -8,6 +8,7 @@ import azure.functions as func
 from functions import (
     alerts,
     connections,
+    console,
     export,
     health,
     housekeeping,
@@ -24,5 +25,5 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for blueprint in (health.bp, systems.bp, integration.bp, oauth.bp, connections.bp, export.bp, pull.bp, alerts.bp,
-                  tokens.bp, webhooks.bp, housekeeping.bp, notifications.bp, rooms.bp):
+                  tokens.bp, webhooks.bp, housekeeping.bp, notifications.bp, rooms.bp, console.bp):
     app.register_blueprint(blueprint)

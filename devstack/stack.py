@@ -71,6 +71,10 @@ class LocalStack:
         return f"https://{HOST}:{self.ports['app_https']}"
 
     @property
+    def console_url(self) -> str:
+        return f"{self.app_url}/api/console"
+
+    @property
     def demo_file(self) -> Path:
         return self.state_dir / "demo-directory.json"
 
@@ -107,6 +111,8 @@ class LocalStack:
         # Change notifications come to the HTTPS listener, unless local.settings.json names another (a tunnel to
         # this machine, for the real Graph).
         local["NOTIFICATION_BASE_URL"] = own.get("NOTIFICATION_BASE_URL") or self.notification_base_url
+        # The admin console is off by default (Azure); on a laptop it is the quickest way in.
+        local["CONSOLE_ENABLED"] = own.get("CONSOLE_ENABLED", "true")
         self.function_key = local.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         self.master_key = local.get("LOCAL_MASTER_KEY") or secrets.token_urlsafe(32)
         self.env = {
@@ -210,6 +216,8 @@ class LocalStack:
             f"  Function app TLS  {self.notification_base_url}/api   (the same app over HTTPS, local CA)",
             f"  Notifications     {self.env.get('NOTIFICATION_BASE_URL', '')}/api/notifications/changes   "
             "(and /lifecycle: Graph's change notifications)",
+            *([f"  Admin console     {self.console_url}   (paste the function key and the system key)"]
+              if self.env.get("CONSOLE_ENABLED", "").lower() in ("true", "1") else []),
             f"  Function key      {self.function_key}   (header x-functions-key, or ?code=)",
             *([f"  System key        {self.system_key}   (header x-system-key, for system demo)"]
               if self.system_key else []),

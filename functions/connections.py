@@ -16,6 +16,13 @@ def _ids(req: func.HttpRequest) -> tuple[str, str, str]:
     return route_param(req, "system"), route_param(req, "kind"), route_param(req, "id")
 
 
+@bp.route(route="systems/{system}/connections", methods=["GET"])
+@endpoint
+def list_connections(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(runtime.services().connections.listing(
+        route_param(req, "system"), req.params.get("kind"), req.params.get("cursor"), req.params.get("limit")))
+
+
 @bp.route(route=ROUTE, methods=["GET"])
 @endpoint
 def get_connection(req: func.HttpRequest) -> func.HttpResponse:

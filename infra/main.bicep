@@ -89,6 +89,15 @@ param pushCoalesceSeconds int = 1
 @description('Require each system\'s own key (x-system-key) on its /api/systems/{system}/... routes (SYSTEM_KEYS_REQUIRED). Turn off only for one trusted multi-tenant host app.')
 param systemKeysRequired bool = true
 
+@description('Serve the admin console at /api/console (CONSOLE_ENABLED), behind App Service Authentication: only with consoleAuthClientId and consoleAdminGroupId, otherwise it stays off.')
+param consoleEnabled bool = false
+
+@description('Application (client) ID of the Entra app registration admins sign in to the console with (App Service Authentication).')
+param consoleAuthClientId string = ''
+
+@description('Object ID of the Entra security group whose members may open the console.')
+param consoleAdminGroupId string = ''
+
 @description('Replication of the storage account.')
 @allowed([
   'Standard_LRS'
@@ -215,6 +224,20 @@ module roles 'modules/roles.bicep' = {
   }
 }
 
+// The console is served only behind App Service Authentication restricted to the admin group.
+var consoleOn = consoleEnabled && !empty(consoleAuthClientId) && !empty(consoleAdminGroupId)
+
+module consoleAuth 'modules/console-auth.bicep' = if (consoleOn) {
+  name: 'consoleAuth'
+  params: {
+    siteName: functionApp.outputs.name
+    clientId: consoleAuthClientId
+    adminGroupId: consoleAdminGroupId
+    routePrefix: routePrefix
+    openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+  }
+}
+
 var defaultBaseUrl = 'https://${functionApp.outputs.defaultHostName}'
 var trimmedBaseUrl = take(publicBaseUrl, length(publicBaseUrl) - (endsWith(publicBaseUrl, '/') ? 1 : 0))
 var effectiveBaseUrl = empty(publicBaseUrl) ? defaultBaseUrl : trimmedBaseUrl
@@ -273,6 +296,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SUBSCRIPTION_RENEW_SCHEDULE: subscriptionRenewSchedule
     PUSH_SWEEP_MINUTES: string(pushSweepMinutes)
     PUSH_COALESCE_SECONDS: string(pushCoalesceSeconds)
+    CONSOLE_ENABLED: consoleOn ? 'true' : 'false'
   }
   dependsOn: [
     functionApp
@@ -303,6 +327,9 @@ output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 
 @description('Region of the deployment.')
 output AZURE_LOCATION string = location
+
+@description('The admin console (behind App Service Authentication), or empty when it is off.')
+output CONSOLE_URL string = consoleOn ? '${effectiveBaseUrl}/${routePrefix}/console' : ''
 
 @description('Microsoft Entra tenant of the subscription.')
 output AZURE_TENANT_ID string = tenant().tenantId

@@ -27,7 +27,7 @@ from shared.clock import Clock, iso, utcnow
 from shared.errors import AlreadyExists, ConcurrencyConflict, Conflict, DomainError, NotFound, ValidationFailed
 from shared.graph.client import GraphClient, GraphError, Mailbox, TokenSource
 from shared.identity import CredentialsInvalid
-from shared.integrations import IntegrationDisabled, IntegrationService
+from shared.integrations import IntegrationDisabled, IntegrationNotConfigured, IntegrationService
 from shared.models import (
     ACCESS_DENIED,
     APP,
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Graph's calendar IDs are about 150 characters; the bound keeps a caller's text out of Graph paths and table rows.
 MAX_CALENDAR_ID = 1024
+MAX_LIST_PAGE = 200
 
 
 class NoMailboxAccess(DomainError):
@@ -323,6 +324,30 @@ class ConnectionService:
         connection = self._access.require(system, kind, subject_id)
         integration = self._integrations.require(system)
         return to_json(connection, integration.enabled)
+
+    def listing(self, system: str, kind: str | None, cursor: str | None, limit: str | None) -> dict[str, Any]:
+        """A page of the system's connections with their health, spaces before users, each in ID order. The
+        cursor is the last connection of the previous page (`kind:id`); the page size is 1-200 (default 50)."""
+        validation.identifier(system, "system")
+        if kind is not None:
+            validation.one_of(kind, KINDS, "kind")
+        size = validation.whole_number(limit, "limit", 50)
+        if not 1 <= size <= MAX_LIST_PAGE:
+            raise ValidationFailed("limit", f"must be 1-{MAX_LIST_PAGE}")
+        if cursor:
+            found_kind, _, found_id = cursor.partition(":")
+            if found_kind not in KINDS:
+                raise ValidationFailed("cursor", "must be a next_cursor this list returned (`kind:id`)")
+            validation.identifier(found_id, "cursor")
+        try:
+            enabled = self._integrations.require(system).enabled
+        except IntegrationNotConfigured:
+            enabled = False
+        rows = self._connections.listing(system, kind=kind, after=cursor or "", limit=size + 1)
+        page = rows[:size]
+        more = len(rows) > size
+        return {"system": system, "connections": [to_json(c, enabled) for c in page],
+                "next_cursor": page[-1].row_key() if more else None, "more": more}
 
     def calendars(self, system: str, kind: str, subject_id: str) -> dict[str, Any]:
         connection = self._access.require(system, kind, subject_id)

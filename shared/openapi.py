@@ -32,6 +32,9 @@ JSON = "application/json"
 HTML = "text/html"
 TEXT = "text/plain"
 FORM = "application/x-www-form-urlencoded"
+JS = "text/javascript"
+CSS = "text/css"
+CONSOLE_FILE_PATTERN = "^[a-z0-9-]{1,40}[.](html|js|css)$"  # shared.console.FILE_NAME (a unit test holds them equal)
 
 
 # --- small builders ------------------------------------------------------------------------------------------------
@@ -82,6 +85,10 @@ def _redirect(description: str) -> dict[str, Any]:
         "Location": {"description": "where the browser goes next", "schema": _str()}, **_PAGE_HEADERS}}
 
 
+_CONSOLE_HEADERS = {
+    "Content-Security-Policy": {"schema": _str(description="scripts, styles and requests from this origin only")},
+    "Cache-Control": {"schema": _str(enum=["no-cache"])},
+}
 _PAGE_HEADERS = {
     "Cache-Control": {"schema": _str(enum=["no-store"])},
     "Referrer-Policy": {"schema": _str(enum=["no-referrer"])},
@@ -373,6 +380,12 @@ def _schemas() -> dict[str, Any]:
             "two_way": {"type": "boolean", "description": "spaces only: publish Outlook-side bookings"},
         }, additionalProperties=False, description="Only the fields sent change; a field of the other kind is "
                                                    "refused (400)."),
+        "ConnectionList": _obj({
+            "system": _str(),
+            "connections": {"type": "array", "items": _ref("Connection")},
+            "next_cursor": _nullable(_str(description="pass as `cursor` to read the next page; null on the last")),
+            "more": {"type": "boolean"},
+        }, ["system", "connections", "next_cursor", "more"]),
         "ConnectionRemoved": _obj({"removed": {"type": "boolean"}, "events_removed": {"type": "integer"}},
                                   ["removed", "events_removed"]),
         "Calendars": _obj({
@@ -557,6 +570,23 @@ def _paths() -> dict[str, Any]:
             ("changes", "graphChangeNotifications", "change notifications", "`notificationUrl`"),
             ("lifecycle", "graphLifecycleNotifications", "lifecycle notifications",
              "`lifecycleNotificationUrl`"))},
+        "/console": {"get": {
+            "operationId": "console", "tags": ["console"], "security": anonymous,
+            "summary": "The admin console's page (anonymous; off unless CONSOLE_ENABLED). It holds no secret: it "
+                       "calls this API with the function key and system key an admin pastes in",
+            "responses": {"200": {"description": "the console's HTML page", "headers": _CONSOLE_HEADERS,
+                                  "content": {HTML: {"schema": _str()}}},
+                          "404": _error("the console is off (`not_found`)")},
+        }},
+        "/console/{file}": {"get": {
+            "operationId": "consoleAsset", "tags": ["console"], "security": anonymous,
+            "summary": "A static file of the admin console: its scripts and style sheet (anonymous)",
+            "parameters": [_param("file", "path", _str(pattern=CONSOLE_FILE_PATTERN), "the file's name",
+                                  example="app.js")],
+            "responses": {"200": {"description": "the file", "headers": _CONSOLE_HEADERS,
+                                  "content": {media: {"schema": _str()} for media in (HTML, JS, CSS)}},
+                          "404": _error("the console is off, or it has no such file (`not_found`)")},
+        }},
         "/systems/{system}": {
             "parameters": [_path("system")],
             "post": {
@@ -672,6 +702,21 @@ def _paths() -> dict[str, Any]:
                            _param("expected_account", "query", _str(), "named for `wrong_account`")],
             "responses": {"200": _html("`connected`"), "400": _html("any other outcome, or an unknown one")},
         }},
+        "/systems/{system}/connections": {
+            "parameters": [_path("system")],
+            "get": {
+                "operationId": "listConnections", "tags": ["connections"],
+                "summary": "The system's connections with their health (status, last Microsoft error), a page at a "
+                           "time: spaces, then users, each in ID order",
+                "parameters": [
+                    _param("kind", "query", _str(enum=KINDS), "only connections of this kind"),
+                    _param("cursor", "query", _str(maxLength=70), "`next_cursor` of the previous page"),
+                    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200},
+                           "page size (default 50)", example=50),
+                ],
+                "responses": {"200": _json(_ref("ConnectionList"), "a page of connections"), **_errors()},
+            },
+        },
         connection: {
             "parameters": ids,
             "get": {
@@ -903,7 +948,7 @@ def _build() -> dict[str, Any]:
         "security": [{"functionKey": [], "systemKey": []}, {"functionKeyQuery": [], "systemKey": []}],
         "tags": [{"name": n} for n in ("operations", "operator", "integration", "connections", "rooms",
                                        "oauth (browser)", "export", "two-way sync", "alerts",
-                                       "change notifications (Microsoft Graph)")],
+                                       "change notifications (Microsoft Graph)", "console")],
         "paths": _paths(),
         "components": {
             "securitySchemes": {

@@ -58,6 +58,8 @@ class Settings:
     webhook_allow_loopback: bool = False
     # Per-system API keys (x-system-key) on every /systems/{system}/... route; off only for one trusted host.
     system_keys_required: bool = True
+    # The admin console (GET /api/console): static pages over the public API. Off unless enabled (404 when off).
+    console_enabled: bool = False
 
     # Change notifications (shared/subscriptions.py): the public HTTPS base Microsoft Graph posts to; empty turns
     # subscriptions off (rooms are then pulled on PULL_SCHEDULE only).
@@ -103,6 +105,7 @@ class Settings:
             "notification_base_url": get("NOTIFICATION_BASE_URL") or (f"https://{website}" if website else ""),
             "push_sweep_minutes": _int(get("PUSH_SWEEP_MINUTES", "60"), "PUSH_SWEEP_MINUTES"),
             "push_coalesce_seconds": _int(get("PUSH_COALESCE_SECONDS", "1"), "PUSH_COALESCE_SECONDS"),
+            "console_enabled": _bool(get("CONSOLE_ENABLED", "false"), "CONSOLE_ENABLED"),
         }
         values.update(explicit)
         if values["webhook_allow_loopback"] and get("WEBSITE_INSTANCE_ID"):

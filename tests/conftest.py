@@ -158,6 +158,7 @@ def app_server(
         "EXPORT_RETRY_SCHEDULE": "0 0 0 1 1 *",
         "PULL_SCHEDULE": "0 0 0 1 1 *",
         "WEBHOOK_ALLOW_LOOPBACK": "true",  # the tests' webhook receivers listen on 127.0.0.1
+        "CONSOLE_ENABLED": "true",  # the browser tests drive the admin console; the fuzz test reaches it too
         "FLOW_PURGE_SCHEDULE": "0 0 0 1 1 *",
         "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 0 1 1 *",
         "NOTIFICATION_BASE_URL": https_url,  # Graph (the simulator) posts change notifications over HTTPS only

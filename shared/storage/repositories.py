@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,6 +74,14 @@ class Connections(TableRepository[Connection]):
 
     def of_system(self, system: str) -> Iterator[Connection]:
         return self.partition(system)
+
+    def listing(self, system: str, *, kind: str | None, after: str, limit: int) -> list[Connection]:
+        """At most `limit` connections of a system in row-key order (`kind:id`) after the row key `after`; one
+        kind's is a row-key range (`user:` up to `user;`), not a filter over the whole partition."""
+        lower, upper = (f"{kind}:", f"{kind};") if kind else ("", "~")  # ':' + 1 == ';'; row keys are below '~'
+        rows = self.query("PartitionKey eq @pk and RowKey gt @lo and RowKey lt @hi",
+                          parameters={"pk": system, "lo": max(after, lower), "hi": upper}, page_size=limit)
+        return list(itertools.islice(rows, limit))
 
 
 class TokenCaches(TableRepository[TokenCache]):
