@@ -88,6 +88,14 @@ def test_the_demo_rooms_are_listed_and_connect_in_app_mode_without_a_sign_in(sta
     assert (put.json()["mode"], put.json()["status"]) == ("app", "connected")
 
 
+def test_the_banner_prints_the_admin_console_which_the_run_command_turns_on(stack):
+    line = next(line for line in stack.banner().splitlines() if "Admin console" in line)
+    assert f"{stack.app_url}/api/console " in line
+    page = get(stack, "/api/console")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert get(stack, "/api/console/app.js").status_code == 200
+
+
 def test_unknown_route_is_a_json_404(stack):
     response = get(stack, "/api/definitely/not/here")
     assert response.status_code == 404
