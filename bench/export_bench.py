@@ -35,8 +35,8 @@ from datetime import UTC, date, datetime, timedelta
 from queue import Empty, Queue
 from typing import Any
 
-from bench.report import Report, Target
-from bench.stack import POOL_FULL, BenchStack, Delivery, QueueWorker, Served, run_bench
+from bench.report import Report, Target, storage_breakdown
+from bench.stack import POOL_FULL, BenchStack, Delivery, QueueWorker, Served, cpu_now, run_bench
 
 PER_BATCH = 20  # Graph's $batch limit, the executor's batch size
 IN_FLIGHT = 4  # Outlook's concurrent requests per app and mailbox
@@ -122,7 +122,8 @@ class JobWatcher:
         if ids is None or job in self.completed:
             return
         seen = time.perf_counter()  # the state cannot change during the read: it is done by then at the latest
-        status = self._export.job_status(*ids, job)
+        with storage_requests().scope("poll"):
+            status = self._export.job_status(*ids, job)
         if status["state"] in ("completed", "completed_with_failures"):
             self.completed[job] = seen
             self.states[job] = status
@@ -262,6 +263,8 @@ class RunResult:
     chunks: list[Delivery]
     failed_jobs: list[str]
     pool_full: int  # connections urllib3 dropped because a client's pool was full
+    storage_ops: dict[str, int]  # the app's table and queue requests, "start|chunk|poll: operation"
+    cpu: dict[str, float]  # CPU seconds during the run: app (this process), azurite, simulator
 
 
 def executor_stats(services: Any) -> dict[str, int]:
@@ -271,6 +274,12 @@ def executor_stats(services: Any) -> dict[str, int]:
 
 def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items()}
+
+
+def storage_requests() -> Any:
+    from shared.storage.transport import storage_requests as counter
+
+    return counter()
 
 
 def export_run(stack: BenchStack, system: str, subjects: list[tuple[str, str, list[dict[str, Any]]]], *,
@@ -291,14 +300,21 @@ def export_run(stack: BenchStack, system: str, subjects: list[tuple[str, str, li
 
     def start(subject: str, items: list[dict[str, Any]]) -> str:
         began = time.perf_counter()
-        job = services.export.start_export(system, "user", subject, {"mode": "not_exported", "items": items})
+        with storage_requests().scope("start"):
+            job = services.export.start_export(system, "user", subject, {"mode": "not_exported", "items": items})
         watcher.add(job["job"], system, "user", subject)
         with lock:
             spans.append((began - t0, time.perf_counter() - t0))
         return str(job["job"])
 
-    with QueueWorker(stack.connection_string, EXPORT_QUEUE, services.export.process, threads=threads,
+    def process(message: dict[str, Any]) -> Any:
+        with storage_requests().scope("chunk"):
+            return services.export.process(message)
+
+    with QueueWorker(stack.connection_string, EXPORT_QUEUE, process, threads=threads,
                      on_done=watcher.on_done) as worker:
+        storage_requests().take()
+        cpu0 = cpu_now(stack)
         t0 = time.perf_counter()
         if len(subjects) == 1:
             jobs = [start(subjects[0][0], subjects[0][2])]
@@ -307,6 +323,8 @@ def export_run(stack: BenchStack, system: str, subjects: list[tuple[str, str, li
                 jobs = list(pool.map(lambda s: start(s[0], s[2]), subjects))
         finished = watcher.wait(jobs, timeout)
         t1 = max(watcher.completed.values()) if finished else time.perf_counter()
+        cpu1 = cpu_now(stack)
+        ops, _ = storage_requests().take()
         deliveries = list(worker.deliveries)
     failed = [j for j in jobs if j not in watcher.completed or watcher.states[j]["state"] != "completed"]
     figures = graph_figures(graph)
@@ -320,7 +338,8 @@ def export_run(stack: BenchStack, system: str, subjects: list[tuple[str, str, li
         wall=t1 - t0, start_spans=sorted(spans),
         first_pickup=min((d.received_at for d in chunks), default=t1) - t0,
         graph=figures, audit=total, executor=_delta(executor_stats(services), before),
-        timeline=timeline(stack.sim.served(), t0), chunks=chunks, failed_jobs=failed, pool_full=POOL_FULL.take())
+        timeline=timeline(stack.sim.served(), t0), chunks=chunks, failed_jobs=failed, pool_full=POOL_FULL.take(),
+        storage_ops=dict(ops), cpu={k: cpu1.get(k, 0.0) - v for k, v in cpu0.items()})
 
 
 @dataclass
@@ -561,6 +580,30 @@ def _breakdown(report: Report, run: RunResult, n: int, latency: float, *, per_ma
         spans = [d.finished_at - d.started_at for d in run.chunks]
         report.line("  chunk messages", str(len(run.chunks)),
                     f"each {min(spans):.2f}-{max(spans):.2f} s, mean {sum(spans) / len(spans):.2f} s")
+    _cost(report, run, n)
+
+
+def _cost(report: Report, run: RunResult, n: int) -> None:
+    """The cost model: CPU per occurrence of the app, Azurite and the simulator, and the app's table and queue
+    requests per job and per chunk, by operation."""
+    jobs = len(run.start_spans)
+    chunks = len(run.chunks)
+    print("  cost:", flush=True)
+    for name, who in (("app", "this process (app, queue worker, SDKs)"), ("azurite", "Azurite (tables, queues)"),
+                      ("simulator", "the simulator (Graph)")):
+        if name in run.cpu:
+            report.line(f"  CPU of {who}", f"{run.cpu[name] / n * 1000:.2f} ms",
+                        f"an occurrence; {run.cpu[name]:.2f} s in all")
+    by_scope: dict[str, dict[str, int]] = {}
+    for key, count in run.storage_ops.items():
+        scope, _, op = key.partition(": ") if ": " in key else ("other", "", key)
+        by_scope.setdefault(scope, {})[op] = count
+    for scope, per, unit in (("start", jobs, "a job (start_export)"), ("chunk", chunks, "a chunk message"),
+                             ("poll", jobs, "a job (status reads while it ran)"), ("other", jobs, "a job")):
+        ops = by_scope.get(scope)
+        if ops and per:
+            report.line(f"  table and queue requests, {unit}", f"{sum(ops.values()) / per:.1f}")
+            storage_breakdown(report, ops, per, "", indent="      ")
 
 
 if __name__ == "__main__":

@@ -53,8 +53,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.report import Report, Target
-from bench.stack import POOL_FULL, REPO, BenchStack, QueueWorker, cpu_seconds, run_bench
+from bench.report import Report, Target, storage_breakdown
+from bench.stack import POOL_FULL, REPO, BenchStack, QueueWorker, cpu_now, run_bench
 
 PULL_QUEUE = "room-pull"
 LOCATION = "main"
@@ -347,38 +347,19 @@ class Cycle:
     failed: int  # messages whose function raised (put back, retried after the visibility timeout)
     storage_requests: int  # the app's table and queue requests
     storage_bytes: int  # bytes of their answers
+    storage_ops: dict[str, int]  # requests by operation (shared.storage.transport.operation)
     cpu: dict[str, float]  # CPU seconds during the cycle: app (this process), azurite, simulator
 
 
 class StorageMeter:
-    """Counts the app's table and queue requests (and the bytes of their answers) on its storage transport."""
+    """The app's table and queue requests (by operation) and the bytes of their answers, from the counter on its
+    storage transport (shared/storage/transport.py)."""
 
-    def __init__(self) -> None:
-        from shared.storage.transport import storage_transport
+    def take(self) -> tuple[int, int, dict[str, int]]:
+        from shared.storage.transport import storage_requests
 
-        self.requests = 0
-        self.bytes = 0
-        self._lock = threading.Lock()
-        storage_transport().session.hooks.setdefault("response", []).append(self._hook)
-
-    def _hook(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        size = len(response.content or b"")
-        with self._lock:
-            self.requests += 1
-            self.bytes += size
-
-    def take(self) -> tuple[int, int]:
-        with self._lock:
-            taken = (self.requests, self.bytes)
-            self.requests = self.bytes = 0
-            return taken
-
-
-def cpu_now(stack: BenchStack) -> dict[str, float]:
-    out = {"app": time.process_time()}
-    for name, pids in stack.service_pids().items():
-        out[name] = sum(cpu_seconds(pid) for pid in pids)
-    return out
+        counts, size = storage_requests().take()
+        return sum(counts.values()), size, dict(counts)
 
 
 @functools.cache
@@ -425,7 +406,7 @@ def run_cycle(stack: BenchStack, meter: StorageMeter, rooms: int, workers: int, 
             time.sleep(0.005)
         wall = time.perf_counter() - t0
         cpu1 = cpu_now(stack)
-        storage_requests, storage_bytes = meter.take()
+        storage_requests, storage_bytes, storage_ops = meter.take()
         failed = worker.failed
     if queued != rooms:
         raise RuntimeError(f"the timer queued {queued} rooms, expected {rooms}")
@@ -436,7 +417,8 @@ def run_cycle(stack: BenchStack, meter: StorageMeter, rooms: int, workers: int, 
                  delta_pages=counts.get("graph.delta", 0),
                  statuses={k[len("graph.status."):]: v for k, v in counts.items() if k.startswith("graph.status.")},
                  throttled=counts.get("graph.throttled", 0), failed=failed, storage_requests=storage_requests,
-                 storage_bytes=storage_bytes, cpu={k: cpu1.get(k, 0.0) - v for k, v in cpu0.items()})
+                 storage_bytes=storage_bytes, storage_ops=storage_ops,
+                 cpu={k: cpu1.get(k, 0.0) - v for k, v in cpu0.items()})
 
 
 @dataclass
@@ -562,6 +544,7 @@ def where_time_went(report: Report, cycle: Cycle, rooms: int, instance: Instance
         report.line("  CPU of the simulator", f"{cpu['simulator'] / rooms * 1000:.1f} ms", "a room")
     report.line("  table and queue requests of the app", f"{cycle.storage_requests / rooms:.1f}",
                 f"a room; {cycle.storage_bytes / rooms / 1000:.0f} kB of answers a room")
+    storage_breakdown(report, cycle.storage_ops, rooms, "a room")
     if cycle.failed or cycle.throttled:
         report.line("  messages that failed (retried later)", str(cycle.failed), f"Graph 429s {cycle.throttled}")
     if instance is None:
@@ -599,7 +582,8 @@ def instance_cycle(stack: BenchStack, rooms: int, workers: int) -> Instance:
                   delta_incremental=counts.get("graph.delta.incremental", 0), delta_pages=counts.get("graph.delta", 0),
                   statuses={k[len("graph.status."):]: v for k, v in counts.items() if k.startswith("graph.status.")},
                   throttled=counts.get("graph.throttled", 0), failed=result["failed"],
-                  storage_requests=result["storage_requests"], storage_bytes=result["storage_bytes"], cpu=cpu)
+                  storage_requests=result["storage_requests"], storage_bytes=result["storage_bytes"],
+                  storage_ops=result["storage_ops"], cpu=cpu)
     return Instance(cycle=cycle, idle_rss=result["idle_rss"], peak_rss=result["peak_rss"])
 
 

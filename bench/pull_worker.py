@@ -58,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         handled, failed = worker.handled, worker.failed
-        storage_requests, storage_bytes = meter.take()
+        storage_requests, storage_bytes, storage_ops = meter.take()
     _, peak = memory()
     json.dump({"queued": queued, "expected": args.rooms, "handled": handled, "failed": failed, "wall": wall,
                "enqueue": enqueue, "cpu": cpu, "idle_rss": idle, "peak_rss": peak,
-               "storage_requests": storage_requests, "storage_bytes": storage_bytes}, sys.stdout)
+               "storage_requests": storage_requests, "storage_bytes": storage_bytes,
+               "storage_ops": storage_ops}, sys.stdout)
     sys.stdout.write("\n")
     return 0 if handled - failed >= queued == args.rooms else 1
 

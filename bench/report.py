@@ -41,3 +41,21 @@ class Report:
             if not ok:
                 self.missed.append(target)
         self.line(label, text, "   ".join(x for x in (verdict, note) if x))
+
+
+def storage_breakdown(report: Report, ops: dict[str, int], per: float, unit: str, *, indent: str = "    ") -> None:
+    """The app's table and queue requests by operation (shared.storage.transport.operation), per `unit`; table
+    names without the run's TABLE_PREFIX."""
+    import os
+
+    prefix = os.environ.get("TABLE_PREFIX", "")
+    merged: dict[str, int] = {}
+    for name, count in ops.items():
+        kind, _, resource = name.partition(" ")
+        if prefix and resource.startswith(prefix):
+            resource = resource[len(prefix):]
+        key = f"{kind} {resource}".rstrip()
+        merged[key] = merged.get(key, 0) + count
+    for name, count in sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])):
+        if count / per >= 0.005:
+            report.line(f"{indent}{name}", f"{count / per:.2f}", unit)

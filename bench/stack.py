@@ -206,6 +206,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_now(stack: BenchStack) -> dict[str, float]:
+    """CPU seconds used so far by this process (`app`) and by each service in a process of its own (`azurite`,
+    `simulator`)."""
+    out = {"app": time.process_time()}
+    for name, pids in stack.service_pids().items():
+        out[name] = sum(cpu_seconds(pid) for pid in pids)
+    return out
+
+
 # --- the simulator, with a timeline of the Graph requests it served ------------------------------------------------
 
 

@@ -30,7 +30,7 @@ def room_pull(message: func.QueueMessage) -> None:
     except (ValueError, KeyError):
         log.error("room-pull message %s is malformed; dropped", message.id)
         return
-    result = runtime.services().pull.pull_from_queue(system, space)
+    result = runtime.services().pull.pull_from_queue(system, space, body)
     log.info("room pull %s/%s -> %s", system, space, result)
 
 

@@ -410,8 +410,8 @@ class PullTarget(Row):
 
 @dataclass(kw_only=True)
 class PullState(Row):
-    """Where a room's delta sync stands, the feed's last sequence number, and the lease that keeps two pulls of
-    one room from running at once."""
+    """Where a room's delta sync stands and the feed's last sequence number. Its ETag is what keeps two pulls of
+    one room from both publishing: each commits only on the state as it read it."""
 
     system: str
     subject_id: str
@@ -420,8 +420,6 @@ class PullState(Row):
     window_start: datetime | None = None
     window_end: datetime | None = None
     seq: int = 0
-    lease_owner: str | None = None
-    lease_until: datetime | None = None
     last_pull_at: datetime | None = None
     baselined_at: datetime | None = None
 

@@ -7,19 +7,25 @@ and removals are not missed. Bookings made in Outlook (events without our sync r
 published as created, updated or removed; the product's own events never come back as external events, but a
 change or deletion of one of them made in Outlook is published for the host to act on.
 
-One pull per room at a time: a lease on the room's state row (ETag) guards it, so two workers given the same
-room publish each change once; feed rows are written under sequence numbers beyond the state's, and only a
-pull holding the lease can advance it.
+Two pulls of one room publish each change once: the state row's ETag, as the pull read it, is the condition of
+every transaction it commits (the state row is in each). A pull that loses to another's commit commits nothing
+and queues the room again; a pull killed midway holds nothing, so its redelivered message pulls the room at once.
+
+What a pull costs in table and queue requests (bench/pull prints them): the timer's sweep reads each system's
+two-way space connections, integration and locations once and sends each room's message carrying its connection
+and those rows' ETags, so the pull reads neither again; then the state row (read once, no lease write), the
+delta, and for a few changed events one filtered query of their sync records (with the host bookings their times
+overlap) and one of their stored rows; then one transaction. A room where nothing changed writes nothing (its
+state is rewritten at most every STATE_REFRESH, keeping its delta link recent).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
-import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,13 +39,15 @@ from azure.data.tables import UpdateMode
 from shared import validation
 from shared.clock import Clock, iso, utcnow
 from shared.connections import ConnectionAccess, MailboxNotInScope
-from shared.errors import AlreadyExists, ConcurrencyConflict, DomainError, ValidationFailed
+from shared.errors import ConcurrencyConflict, ValidationFailed
 from shared.graph.client import GraphClient, GraphError, TokenSource
 from shared.integrations import IntegrationService
 from shared.models import (
     Connection,
     ExternalEvent,
     FeedEntry,
+    Integration,
+    LocationSettings,
     OwnObservation,
     PullState,
     PullTarget,
@@ -55,16 +63,19 @@ log = logging.getLogger(__name__)
 
 PULL_QUEUE = "room-pull"
 PAGE_SIZE = 100
-LEASE = timedelta(minutes=2)  # far beyond a pull's duration; a crashed pull's room is free again after it
+REPULL_AFTER = 30  # seconds: a pull that lost its commit to another pull queues the room again for then
+CARRIED_FOR = timedelta(minutes=2)  # how long a sweep's copy of a connection stands in for reading it
+STATE_REFRESH = timedelta(hours=1)  # an unchanged room's state (its newer delta link) is still stored this often
 REBASELINE_AFTER = timedelta(days=7)  # how far the window start may fall behind before it moves
 BEFORE_TODAY = timedelta(days=1)
 MAX_FEED_PAGE = 500
 FAN_OUT_THREADS = 8  # queue sends in flight while the timer fans pulls out
 FAN_OUT_WINDOW = 200
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600  # Azure Storage queues hide a message for at most 7 days
-# Up to this many events in a delta, a pull reads only their rows (their sync records by filtered queries of up to
-# 15 comparisons, Table Storage's limit, then a point read per event); beyond it, the room's rows whole.
+# Up to this many events in a delta, a pull reads only their rows (filtered queries of up to 15 comparisons, Table
+# Storage's limit); beyond it, the room's rows whole.
 TARGETED_MAX_EVENTS = 42
+CACHED_SYSTEMS = 1000  # integrations (and locations) a process keeps by ETag
 
 
 class PullBusy(ConcurrencyConflict):
@@ -88,16 +99,26 @@ class Change:
 
 class HostBookings:
     """The host's bookings of the room, for conflict flags: all of them when the pull read the room whole,
-    otherwise asked of the table per external event (few in an incremental pull)."""
+    otherwise those overlapping the delta's events (read with their records in one query)."""
 
-    def __init__(self, repos: Repositories, partition: str, known: list[SyncRecord] | None) -> None:
-        self._repos, self._partition, self._known = repos, partition, known
+    def __init__(self, known: list[SyncRecord]) -> None:
+        self._known = known
 
     def overlap(self, start: datetime, end: datetime) -> bool:
-        candidates = self._known if self._known is not None else \
-            self._repos.sync_records.overlapping(self._partition, start, end)
         return any(r.event_id and r.start_utc and r.end_utc and r.start_utc < end and start < r.end_utc
-                   for r in candidates)
+                   for r in self._known)
+
+
+@dataclass
+class Carried:
+    """What the sweep read once for all rooms of a system and sent in each room's message, so the pull need not
+    read it again: the connection (as of `at`), and the ETags of the system's integration and of the room's
+    location settings ("" when there were none)."""
+
+    at: datetime
+    connection: Connection
+    integration: str | None
+    location: str | None
 
 
 class PullService:
@@ -111,10 +132,11 @@ class PullService:
         self._queues = queues
         self._horizon = timedelta(days=horizon_days)
         self._clock = clock
-        self._on_published = on_published  # webhook delivery hook: (connection, first_seq, last_seq)
+        self._on_published = on_published  # webhook hook: (connection, first_seq, last_seq, integration)
         # () -> (PullTarget -> bool): which rooms this sweep pulls (rooms with change notifications less often)
         self._sweep_filter = sweep_filter
-        self.worker_id = uuid.uuid4().hex[:12]
+        self._integration_cache: dict[str, Integration] = {}  # by system; used only when its ETag is the sweep's
+        self._location_cache: dict[tuple[str, str], LocationSettings] = {}
 
     # --- which rooms -------------------------------------------------------------------------------------------
 
@@ -129,99 +151,175 @@ class PullService:
     def enqueue_all(self) -> int:
         """Timer: one queue message per two-way room, so pulls spread over instances. Sent a few at a time:
         one by one, thousands of rooms would take most of a minute before the last room's pull could start."""
-        def send(body: dict[str, str]) -> None:
+        def send(body: dict[str, Any]) -> None:
             self._queues.send(PULL_QUEUE, body)
 
         count = 0
-        window: list[dict[str, str]] = []  # bounded, so memory does not grow with the number of rooms
-        due = self._sweep_filter() if self._sweep_filter is not None else None
+        window: list[dict[str, Any]] = []  # bounded, so memory does not grow with the number of rooms
         with ThreadPoolExecutor(max_workers=FAN_OUT_THREADS, thread_name_prefix="pull-fan-out") as pool:
-            for target in self._repos.pull_targets.partition("pull"):
-                if due is not None and not due(target):
-                    continue
-                window.append({"system": target.system, "id": target.subject_id})
+            for body in self.sweep_messages():
+                window.append(body)
                 if len(window) == FAN_OUT_WINDOW:
                     count += len(list(pool.map(send, window)))
                     window = []
             count += len(list(pool.map(send, window)))
         return count
 
+    def sweep_messages(self) -> Iterator[dict[str, Any]]:
+        """Each target's message. Per system, the integration, the locations and the space connections are read
+        once (the connections a page of up to 1,000 at a time, in the targets' order, so memory stays bounded)
+        and carried: the room's pull then reads none of them."""
+        now = self._clock()
+        system: str | None = None
+        rooms: _Rooms | None = None
+        integration: Integration | None = None
+        locations: dict[str, str] = {}
+        due = self._sweep_filter() if self._sweep_filter is not None else None
+        for target in self._repos.pull_targets.partition("pull"):
+            if due is not None and not due(target):
+                continue
+            body: dict[str, Any] = {"system": target.system, "id": target.subject_id}
+            if target.system != system:
+                system = target.system
+                integration = self._repos.integrations.find(system)
+                self._remember_integration(integration)
+                locations = {}
+                for location in self._repos.locations.partition(system):
+                    locations[location.location] = location.etag or ""
+                    self._remember_location(location)
+                rooms = _Rooms(self._repos.connections.prefixed(system, "space:"))
+            connection = rooms.find(target.subject_id) if rooms is not None else None
+            if connection is not None and integration is not None:
+                body["carried"] = {"at": iso(now), "connection": self._repos.connections.to_json(connection),
+                                   "integration": integration.etag,
+                                   "location": locations.get(connection.location, "") if connection.location
+                                   else None}
+            yield body
+
     # --- one room ----------------------------------------------------------------------------------------------
 
-    def pull_from_queue(self, system: str, subject_id: str) -> dict[str, Any]:
-        """The queue worker: a room another worker holds is pulled again when that lease ends, so a pull killed
-        mid-way (its lease left behind) delays the room by at most the lease, not until a later timer tick."""
+    def pull_from_queue(self, system: str, subject_id: str, message: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The queue worker. A room whose commit another pull won is queued again REPULL_AFTER later (that pull
+        published what it read; what came after it is read then); a throttled one when Graph said."""
         try:
-            return self.pull(system, subject_id)
+            return self.pull(system, subject_id, carried=self._carried(system, subject_id, message))
         except MailboxNotInScope as refused:  # recorded on the connection and alerted by ConnectionAccess
             return {"outcome": "access_denied", "microsoft_code": refused.microsoft_code}
-        except PullBusy as busy:
-            delay = min(int(busy.retry_after) + 1, int(LEASE.total_seconds()) + 1)
-            self._queues.send(PULL_QUEUE, {"system": system, "id": subject_id}, delay_seconds=delay)
-            return {"outcome": "busy", "requeued_in_seconds": delay}
+        except PullBusy:
+            self._queues.send(PULL_QUEUE, {"system": system, "id": subject_id}, delay_seconds=REPULL_AFTER)
+            return {"outcome": "busy", "requeued_in_seconds": REPULL_AFTER}
         except GraphError as exc:
             if exc.retry_after is None:
                 raise
             # Throttled for longer than the client sleeps: the room comes back when Graph said, not earlier
-            # (the pull committed nothing; its lease is released).
+            # (the pull committed nothing).
             delay = min(max(math.ceil(exc.retry_after), 1), MAX_VISIBILITY_SECONDS)
             self._queues.send(PULL_QUEUE, {"system": system, "id": subject_id}, delay_seconds=delay)
             return {"outcome": "throttled", "requeued_in_seconds": delay}
 
-    def pull(self, system: str, subject_id: str) -> dict[str, Any]:
-        connection = self._repos.connections.find(system, "space", subject_id)
+    def pull(self, system: str, subject_id: str, *, carried: Carried | None = None) -> dict[str, Any]:
+        if carried is not None:
+            connection: Connection | None = carried.connection
+            integration = self._integration(system, carried.integration)
+        else:
+            connection = self._repos.connections.find(system, "space", subject_id)
+            integration = None
         if connection is None or not connection.two_way:
             self._repos.pull_targets.delete("pull", f"{system}|{subject_id}")
             return {"outcome": "not_two_way"}
-        integration = self._integrations.require(system)
+        if integration is None:
+            integration = self._integrations.require(system)
+            self._remember_integration(integration)
         if not integration.enabled or not connection.syncable:  # an app-mode room refused before is tried again
             return {"outcome": "skipped", "reason": "sync disabled or reauthorization required"}
-        state = self._acquire(system, subject_id)
-        try:
-            changes, advance = self._access.run(connection, lambda token: self._read(token, connection, state),
-                                                integration=integration)
-            published = self._publish(connection, state, changes, advance)
-        except BaseException:
-            self._release(state)
-            raise
+        state = self._repos.pull_states.get(connection_partition(system, "space", subject_id), "state") or \
+            PullState(system=system, subject_id=subject_id)
+
+        def location() -> LocationSettings | None:
+            return self._location(connection, carried.location if carried is not None else None)
+
+        changes, advance, quiet = self._access.run(connection,
+                                                   lambda token: self._read(token, connection, state, location),
+                                                   integration=integration)
+        if quiet and not self._worth_storing(state, advance):
+            return {"outcome": "pulled", "published": 0, "seq": state.seq}
+        published = self._publish(state, changes, advance)
         if published and self._on_published is not None:
-            self._on_published(connection, published[0], published[-1])
+            self._on_published(connection, published[0], published[-1], integration)
         return {"outcome": "pulled", "published": len(published), "seq": state.seq}
 
-    def _acquire(self, system: str, subject_id: str) -> PullState:
-        now = self._clock()
-        for _ in range(3):
-            state = self._repos.pull_states.get(connection_partition(system, "space", subject_id), "state")
-            if state is None:
-                state = PullState(system=system, subject_id=subject_id)
-                state.lease_owner, state.lease_until = self.worker_id, now + LEASE
-                try:
-                    return self._repos.pull_states.insert(state)
-                except AlreadyExists:
-                    continue
-            if state.lease_owner and state.lease_until and state.lease_until > now:
-                raise PullBusy(f"room {subject_id} is being pulled by another worker",
-                               (state.lease_until - now).total_seconds())
-            state.lease_owner, state.lease_until = self.worker_id, now + LEASE
-            try:
-                return self._repos.pull_states.update(state)
-            except ConcurrencyConflict:
-                continue
-        raise PullBusy(f"room {subject_id} is being pulled by another worker")
+    def _carried(self, system: str, subject_id: str, message: dict[str, Any] | None) -> Carried | None:
+        """The sweep's copy of the room's connection and ETags, when the message has one of this room that is
+        recent; None (read them) otherwise, or when it does not read back."""
+        raw = (message or {}).get("carried")
+        if not isinstance(raw, dict):
+            return None
+        try:
+            at = datetime.fromisoformat(str(raw["at"]))
+            connection = self._repos.connections.from_json(raw["connection"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("room-pull message of %s/%s carries an unreadable connection; reading it", system,
+                        subject_id)
+            return None
+        age = self._clock() - at
+        if not timedelta(seconds=-60) <= age <= CARRIED_FOR or connection.system != system \
+                or connection.kind != "space" or connection.subject_id != subject_id:
+            return None
+        integration, location = raw.get("integration"), raw.get("location")
+        return Carried(at, connection, integration if isinstance(integration, str) else None,
+                       location if isinstance(location, str) else None)
 
-    def _release(self, state: PullState) -> None:
-        with contextlib.suppress(DomainError):
-            current = self._repos.pull_states.get(state.partition_key(), "state")
-            if current is not None and current.lease_owner == self.worker_id:
-                current.lease_owner = current.lease_until = None
-                self._repos.pull_states.update(current)
+    def _integration(self, system: str, etag: str | None) -> Integration | None:
+        """The system's integration as the sweep saw it, from this process's copy when its ETag is that one."""
+        cached = self._integration_cache.get(system)
+        if etag is not None and cached is not None and cached.etag == etag:
+            return cached
+        return None
+
+    def _remember_integration(self, integration: Integration | None) -> None:
+        if integration is not None and integration.etag:
+            self._integration_cache[integration.system] = integration
+            while len(self._integration_cache) > CACHED_SYSTEMS:
+                self._integration_cache.pop(next(iter(self._integration_cache)))
+
+    def _location(self, connection: Connection, etag: str | None) -> LocationSettings | None:
+        """The room's location settings: this process's copy when the sweep saw that ETag, the defaults when the
+        sweep saw none saved, else read."""
+        if not connection.location:
+            return None
+        key = (connection.system, connection.location)
+        if etag == "":
+            return LocationSettings(system=connection.system, location=connection.location)
+        cached = self._location_cache.get(key)
+        if etag is not None and cached is not None and cached.etag == etag:
+            return cached
+        found = self._integrations.location(connection.system, connection.location)
+        self._remember_location(found)
+        return found
+
+    def _remember_location(self, location: LocationSettings) -> None:
+        if location.etag:
+            self._location_cache[(location.system, location.location)] = location
+            while len(self._location_cache) > CACHED_SYSTEMS:
+                self._location_cache.pop(next(iter(self._location_cache)))
+
+    @staticmethod
+    def _worth_storing(state: PullState, advance: dict[str, Any]) -> bool:
+        """The delta was empty: the state is still written when it is new, moves to another window or calendar,
+        or has not been written for STATE_REFRESH (its delta link would age; the older one reads the same). A
+        delta with items is always stored, even when none is published (our own writes coming back): read from
+        the older link, an event seen and then deleted might not come back as removed."""
+        last = state.last_pull_at
+        return (state.etag is None or "baselined_at" in advance or state.calendar_key != advance["calendar_key"]
+                or state.window_start != advance["window_start"] or last is None
+                or advance["last_pull_at"] - last >= STATE_REFRESH)
 
     # --- reading Graph -----------------------------------------------------------------------------------------
 
-    def _read(self, token: TokenSource, connection: Connection,
-              state: PullState) -> tuple[list[Change], dict[str, Any]]:
-        """The changes since the room's delta link (or a new baseline), and what the state advances to once
-        they are committed."""
+    def _read(self, token: TokenSource, connection: Connection, state: PullState,
+              location: Callable[[], LocationSettings | None]) -> tuple[list[Change], dict[str, Any], bool]:
+        """The changes since the room's delta link (or a new baseline), what the state advances to once they are
+        committed, and whether the delta was empty."""
         now = self._clock()
         window_start, window_end = state.window_start, state.window_end
         calendar_key = f"{connection.mailbox.lower()}|{connection.sync_calendar_id or ''}"
@@ -248,7 +346,7 @@ class PullService:
                                    "window_start": window_start, "window_end": window_end}
         if baseline:
             advance["baselined_at"] = now
-        return self._changes(connection, state, items, baseline, window_start), advance
+        return self._changes(connection, state, items, baseline, window_start, location), advance, not items
 
     def _delta_url(self, connection: Connection, start: datetime, end: datetime) -> str:
         own = not connection.sync_resource or connection.sync_resource == connection.account_username.lower()
@@ -271,7 +369,8 @@ class PullService:
     # --- deciding what changed ---------------------------------------------------------------------------------
 
     def _changes(self, connection: Connection, state: PullState, items: list[dict[str, Any]],
-                 baseline: bool, window_start: datetime | None) -> list[Change]:
+                 baseline: bool, window_start: datetime | None,
+                 location: Callable[[], LocationSettings | None]) -> list[Change]:
         if not items and not baseline:
             return []
         partition = state.partition_key()
@@ -285,23 +384,33 @@ class PullService:
             first = state.seq == 0  # nothing published yet, so nothing stored: no need to read it
             stored_rows = [] if first else self._repos.external_events.of_room(partition)
             observed_rows = [] if first else self._repos.own_observations.of_room(partition)
-        else:  # the usual few changes: the records of the delta's events, then a point read for each event
+        else:  # the usual few changes: one query of their records, then one of their stored rows
             txids = sorted({str(item["transactionId"]) for item in items
                             if item.get("transactionId") and "@removed" not in item})
-            all_records = self._repos.sync_records.of_events(partition, ids, txids)
+            spans = [(t.start_utc, t.end_utc) for t in (event_times(item) for item in items
+                                                        if "@removed" not in item and not item.get("isCancelled"))
+                     if t is not None]
+            all_records = self._repos.sync_records.of_delta(partition, ids, txids, spans)
             records = {r.event_id: r for r in all_records if r.event_id}
-            stored_rows = [e for e in (self._repos.external_events.get(partition, f"ext|{i}")
-                                       for i in ids if i not in records) if e is not None]
-            observed_rows = [o for o in (self._repos.own_observations.get(partition, f"own|{i}")
-                                         for i in ids if i in records) if o is not None]
+            keys = [f"own|{i}" if i in records else f"ext|{i}" for i in ids]
+            stored_rows, observed_rows = [], []
+            for entity in self._repos.pull_states.of_keys(partition, keys):
+                if entity["RowKey"].startswith("ext|"):
+                    stored_rows.append(self._repos.external_events.decode(entity))
+                else:
+                    observed_rows.append(self._repos.own_observations.decode(entity))
         # Creates in flight (or cut short by a crash) are ours before their event ID is recorded.
         in_flight = {r.transaction_id for r in all_records if r.transaction_id and not r.event_id}
         stored = {e.event_id: e for e in stored_rows}
         observed = {o.event_id: o.digest for o in observed_rows}
-        bookings = HostBookings(self._repos, partition, list(records.values()) if whole else None)
-        location = self._integrations.location(connection.system, connection.location) if connection.location \
-            else None
-        populate = bool(location and location.populate_creator)
+        bookings = HostBookings(list(records.values()) if whole else all_records)
+        settings: list[LocationSettings | None] = []
+
+        def populate() -> bool:  # the location's switch, read only when an Outlook booking is first seen
+            if not settings:
+                settings.append(location())
+            return bool(settings[0] and settings[0].populate_creator)
+
         now = self._clock()
         changes: list[Change] = []
         seen: set[str] = set()
@@ -362,7 +471,7 @@ class PullService:
         return OwnObservation(system=state.system, subject_id=state.subject_id, event_id=event_id, digest=digest)
 
     def _external(self, connection: Connection, item: dict[str, Any], stored: dict[str, ExternalEvent],
-                  bookings: HostBookings, populate: bool, now: datetime) -> list[Change]:
+                  bookings: HostBookings, populate: Callable[[], bool], now: datetime) -> list[Change]:
         event_id = str(item["id"])
         organizer = (item.get("organizer") or {}).get("emailAddress") or {}
         times = event_times(item)
@@ -380,7 +489,7 @@ class PullService:
             organizer_email=str(organizer.get("address") or ""),
             series_master_id=item.get("seriesMasterId"),
             first_seen_at=existing.first_seen_at if existing else now,
-            creator_populated=existing.creator_populated if existing else populate,
+            creator_populated=existing.creator_populated if existing else populate(),
         )
         event.conflict = bookings.overlap(start, end)
         event.fingerprint = _digest(event.subject, start, end, event.is_all_day, event.organizer_email,
@@ -392,11 +501,12 @@ class PullService:
 
     # --- publishing --------------------------------------------------------------------------------------------
 
-    def _publish(self, connection: Connection, state: PullState, changes: list[Change],
-                 advance: dict[str, Any]) -> list[int]:
+    def _publish(self, state: PullState, changes: list[Change], advance: dict[str, Any]) -> list[int]:
         """Commit feed entries (packed in pages), the stored rows they describe and the room's state together, in
-        transactions of the room's partition (at most 100 operations each, the state's ETag in every one). A crash
-        between two transactions leaves a consistent prefix; the next pull rereads the same delta and carries on."""
+        transactions of the room's partition (at most 100 operations each, each conditional on the state's ETag as
+        this pull read it, or creating the state row when it had none). A crash between two transactions leaves a
+        consistent prefix; the next pull rereads the same delta and carries on. Losing to another pull's commit
+        is `PullBusy`, with nothing of this group applied."""
         now = self._clock()
         published: list[int] = []
         groups = _transactions(changes)
@@ -421,14 +531,16 @@ class PullService:
             if index == len(groups) - 1:  # the new delta link and window only with the last group
                 for name, value in advance.items():
                     setattr(state, name, value)
-                state.lease_owner = state.lease_until = None
-            operations.append(("update", self._repos.pull_states.encode(state),
-                               {"mode": UpdateMode.REPLACE, "etag": state.etag,
-                                "match_condition": MatchConditions.IfNotModified}))
+            if state.etag is None:  # the room's first commit: another pull's first commit makes this one fail
+                operations.append(("create", self._repos.pull_states.encode(state), {}))
+            else:
+                operations.append(("update", self._repos.pull_states.encode(state),
+                                   {"mode": UpdateMode.REPLACE, "etag": state.etag,
+                                    "match_condition": MatchConditions.IfNotModified}))
             try:
                 results = self._repos.pull_states.transaction(operations)
             except ConcurrencyConflict:
-                raise PullBusy("the room's pull state changed under this pull's lease") from None
+                raise PullBusy("another pull of the room committed first") from None
             state.etag = (results[-1] or {}).get("etag")
         return published
 
@@ -456,19 +568,15 @@ class PullService:
         location = self._integrations.location(system, connection.location) if connection.location else None
         if location is None or not location.populate_creator:
             raise ValidationFailed("populate_creator", "is off for this space's location: turn it on first")
-        state = self._acquire(system, subject_id)
-        try:
-            partition = connection_partition(system, "space", subject_id)
-            events = [e for e in self._repos.external_events.of_room(partition) if not e.creator_populated]
-            for event in events:
-                event.creator_populated = True
-            published = self._publish(connection, state, [Change("updated", e.event_id, external_json(e),
-                                                                  upsert=e) for e in events], {})
-        except BaseException:
-            self._release(state)
-            raise
+        partition = connection_partition(system, "space", subject_id)
+        state = self._repos.pull_states.get(partition, "state") or PullState(system=system, subject_id=subject_id)
+        events = [e for e in self._repos.external_events.of_room(partition) if not e.creator_populated]
+        for event in events:
+            event.creator_populated = True
+        published = self._publish(state, [Change("updated", e.event_id, external_json(e), upsert=e)
+                                          for e in events], {})
         if published and self._on_published is not None:
-            self._on_published(connection, published[0], published[-1])
+            self._on_published(connection, published[0], published[-1], None)
         return {"updated": len(published)}
 
 
@@ -522,3 +630,16 @@ def _same(a: datetime | None, b: datetime | None) -> bool:
 def _digest(*parts: Any) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
 
+
+
+class _Rooms:
+    """A system's space connections in row-key order, looked up in that order (a merge with the pull targets)."""
+
+    def __init__(self, connections: Iterator[Connection]) -> None:
+        self._rows = connections
+        self._next: Connection | None = next(self._rows, None)
+
+    def find(self, subject_id: str) -> Connection | None:
+        while self._next is not None and self._next.subject_id < subject_id:
+            self._next = next(self._rows, None)
+        return self._next if self._next is not None and self._next.subject_id == subject_id else None

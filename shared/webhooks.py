@@ -169,12 +169,14 @@ class WebhookService:
 
     # --- from the pull ---------------------------------------------------------------------------------------------
 
-    def on_published(self, connection: Connection, first_seq: int, last_seq: int) -> None:
+    def on_published(self, connection: Connection, first_seq: int, last_seq: int,
+                     integration: Integration | None = None) -> None:
         """PullService's hook, called once entries `first_seq`..`last_seq` of a room's feed are committed: queue one
-        delivery when the system has a webhook. Never raises: the pull is already committed, and the feed keeps
-        the changes whatever happens here."""
+        delivery when the system has a webhook (the pull passes the integration it read, else it is read). Never
+        raises: the pull is already committed, and the feed keeps the changes whatever happens here."""
         try:
-            integration = self._repos.integrations.find(connection.system)
+            if integration is None or integration.system != connection.system:
+                integration = self._repos.integrations.find(connection.system)
             if not _active(integration):
                 return
             message = Delivery(connection.system, connection.subject_id, first_seq, last_seq, 0, uuid.uuid4().hex)

@@ -38,7 +38,7 @@ from shared.models import (
     TokenCache,
     due_row_key,
 )
-from shared.storage.tables import MAX_TRANSACTION, TableRepository
+from shared.storage.tables import MAX_FILTER_COMPARISONS, MAX_TRANSACTION, TableRepository
 
 
 class SystemRecords(TableRepository[SystemRecord]):
@@ -191,8 +191,35 @@ class SyncRecords(TableRepository[SyncRecord]):
 
     def of_events(self, partition: str, event_ids: list[str], transaction_ids: list[str]) -> list[SyncRecord]:
         """The records of these Outlook events, or of creates in flight with these transactionIds."""
-        return self.any_of(partition, [("event_id", e) for e in event_ids]
-                           + [("transaction_id", t) for t in transaction_ids])
+        return self.of_delta(partition, event_ids, transaction_ids, [])
+
+    def of_delta(self, partition: str, event_ids: list[str], transaction_ids: list[str],
+                 spans: list[tuple[datetime, datetime]]) -> list[SyncRecord]:
+        """What a pull of a few changed events needs, in as few filtered queries as Table Storage allows (15
+        comparisons each, one of them the partition): the records of these Outlook events, of creates in flight
+        with these transactionIds, and the host bookings overlapping these spans (conflict flags)."""
+        terms: list[tuple[int, str, list[Any]]] = [(1, "event_id eq @{0}", [e]) for e in event_ids]
+        terms += [(1, "transaction_id eq @{0}", [t]) for t in transaction_ids]
+        terms += [(2, "( start_utc lt @{0} and end_utc gt @{1} )", [end, start]) for start, end in spans]
+        rows: dict[str, SyncRecord] = {}
+        budget = MAX_FILTER_COMPARISONS - 1
+        group: list[tuple[int, str, list[Any]]] = []
+        for term in [*terms, (budget + 1, "", [])]:  # a sentinel flushes the last group
+            if group and sum(t[0] for t in group) + term[0] > budget:
+                parameters: dict[str, Any] = {"pk": partition}
+                clauses = []
+                for _, template, values in group:
+                    names = [f"v{len(parameters) + i}" for i in range(len(values))]
+                    parameters.update(zip(names, values, strict=True))
+                    clauses.append(template.format(*names))
+                # Spaces inside the parentheses: the SDK finds `@name` placeholders by splitting on spaces.
+                for row in self.query(f"PartitionKey eq @pk and ( {' or '.join(clauses)} )", parameters=parameters,
+                                      page_size=1000):
+                    rows[row.row_key()] = row
+                group = []
+            if term[1]:
+                group.append(term)
+        return list(rows.values())
 
     def overlapping(self, partition: str, start: datetime, end: datetime) -> list[SyncRecord]:
         """The connection's host bookings that overlap [start, end) (filtered by the service, not read whole)."""

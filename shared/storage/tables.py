@@ -307,6 +307,43 @@ class TableRepository(Generic[R]):
     def encode(self, row: R) -> dict[str, Any]:
         return self._codec.to_entity(row)
 
+    def decode(self, entity: Any) -> R:
+        """A row of this table's type from an entity another query of the table answered (tables shared by
+        several row types)."""
+        return self._codec.from_entity(entity)
+
+    def to_json(self, row: R) -> dict[str, Any]:
+        """The row as JSON-safe data (the Table service's own typed JSON, and its ETag), for a queue message that
+        carries a row to the worker instead of the worker reading it again; `from_json` reads it back."""
+        typed = json.loads(transactions.odata_json(self._codec.to_entity(row)))
+        entity = {k: v for k, v in typed.items() if v != "Edm.String" or not k.endswith("@odata.type")}
+        return {"entity": entity, "etag": row.etag}
+
+    def from_json(self, data: dict[str, Any]) -> R:
+        row = self._codec.from_entity(transactions.from_odata(data["entity"]))
+        row.etag = data.get("etag")
+        return row
+
+    def entities(self, filter: str, *, parameters: dict[str, Any] | None = None,
+                 page_size: int = 1000) -> Iterator[Any]:
+        """Entities as the service answers them (tables shared by several row types: decode each with its type's
+        repository)."""
+        try:
+            yield from self._client.query_entities(filter, parameters=parameters, results_per_page=page_size)
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+
+    def of_keys(self, partition: str, row_keys: list[str]) -> Iterator[Any]:
+        """The entities of a partition with these row keys: one filtered query per 14 keys (Table Storage allows
+        15 comparisons a filter) instead of a point read each."""
+        step = MAX_FILTER_COMPARISONS - 1
+        for start in range(0, len(row_keys), step):
+            group = row_keys[start:start + step]
+            terms = " or ".join(f"RowKey eq @k{i}" for i in range(len(group)))
+            parameters: dict[str, Any] = {"pk": partition, **{f"k{i}": key for i, key in enumerate(group)}}
+            # Spaces inside the parentheses: the SDK finds `@name` placeholders by splitting on spaces.
+            yield from self.entities(f"PartitionKey eq @pk and ( {terms} )", parameters=parameters)
+
     def prefixed(self, partition: str, prefix: str, *, page_size: int = 1000) -> Iterator[R]:
         """Rows of a partition whose row key starts with `prefix` (a range scan: `prefix` must end with '|')."""
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
@@ -329,13 +366,15 @@ class TableRepository(Generic[R]):
 
     def transaction(self, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
         """One atomic transaction (one partition, at most 100 operations) of already encoded entities, which may
-        be rows of different types sharing this table. A failed ETag condition is `ConcurrencyConflict`."""
+        be rows of different types sharing this table. A failed ETag condition is `ConcurrencyConflict`, and so
+        is a row to update or delete that is gone (another writer's transaction got there first)."""
         if len(operations) > MAX_TRANSACTION:
             raise ValueError(f"a transaction holds at most {MAX_TRANSACTION} operations")
         try:
             return self._submit(operations)
         except TransactionRefused as exc:
-            if exc.status in (409, 412) or exc.code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists"):
+            if exc.status in (404, 409, 412) or exc.code in ("UpdateConditionNotSatisfied", "EntityAlreadyExists",
+                                                             "ResourceNotFound"):
                 raise ConcurrencyConflict(f"{self.table}: a row changed during the transaction") from None
             raise _unavailable(exc) from None
 

@@ -151,6 +151,27 @@ def odata_json(entity: dict[str, Any]) -> bytes:
     return json.dumps(out).encode()
 
 
+def from_odata(data: dict[str, Any]) -> dict[str, Any]:
+    """An entity as `odata_json` writes it (and the Table service answers it) back into the values the SDK gives:
+    annotated 64-bit integers, doubles, dates and binaries typed again; the service's own `odata.*` and
+    `Timestamp` left out."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name.startswith("odata.") or "@odata." in name or name == "Timestamp":
+            continue
+        edm = data.get(f"{name}@odata.type")
+        if edm == "Edm.Int64":
+            value = int(value)
+        elif edm == "Edm.Double":
+            value = float(value)
+        elif edm == "Edm.DateTime":
+            value = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+        elif edm == "Edm.Binary":
+            value = base64.b64decode(value)
+        out[name] = value
+    return out
+
+
 def _edm_of(name: str, value: Any) -> EdmType:
     if isinstance(value, bool):
         return EdmType.BOOLEAN

@@ -9,12 +9,11 @@ started again; every run must end with exactly the expected result.
 Kill times are random from one seed, printed at the start (`CRASH_SEED=<n>` replays a run's choices; the
 actual kill points also depend on timing, so each run prints where its kill landed).
 
-How a pull recovers: a killed pull leaves its room's lease (`shared.pull.LEASE`, 2 minutes) held by a dead
-worker. The queue gives the message back after the host's lease (here `DEVSTACK_QUEUE_LEASE_SECONDS`), the next
-worker finds the room busy (`PullBusy`) and queues the pull again for when the lease ends, so the room is pulled
-again within the lease, well before the next timer tick (every 5 minutes, `PULL_SCHEDULE`). The test checks that
-the message was queued again and plays its delivery with the product's services on a clock moved past the lease,
-and reports how long the room stayed blocked.
+How a pull recovers: a pull holds nothing while it runs (each of its transactions is conditional on the room's
+state as it read it), so a killed pull leaves at most a committed prefix of its changes. The queue gives its
+message back after the host's lease (here `DEVSTACK_QUEUE_LEASE_SECONDS`) and the restarted app pulls the room
+then, well before the next timer tick (every 5 minutes, `PULL_SCHEDULE`): the test waits for that redelivered
+pull and checks the feed.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -34,7 +33,7 @@ from azure.storage.queue import QueueClient
 from devstack.ports import free_port
 from shared.export.content import MARKER_ID
 from shared.models import connection_partition
-from shared.pull import LEASE, PULL_QUEUE
+from shared.pull import PULL_QUEUE
 from shared.runtime import Services, build_services
 from shared.settings import Settings
 from tests.e2e.processes import AppProcess, OutlookRoom, app_env, isolated_storage
@@ -47,7 +46,6 @@ EXPORT_RUNS = 12
 PULL_RUNS = 10
 OCCURRENCES = 120
 QUEUE_LEASE_SECONDS = 2  # a killed worker's queue message is visible again after this
-TIMER_PERIOD = timedelta(minutes=5)  # PULL_SCHEDULE's default, "0 */5 * * * *"
 
 
 @dataclass
@@ -185,12 +183,6 @@ def test_bulk_exports_killed_at_random_points_end_with_one_event_per_occurrence(
 # --- room pull -----------------------------------------------------------------------------------------------
 
 
-def shifted(stack: CrashStack, to: datetime) -> Services:
-    """The product's services on a clock that reads `to` now and runs on from there (time passing)."""
-    offset = to - datetime.now(UTC)
-    return build_services(Settings.from_env(stack.app.env), clock=lambda: datetime.now(UTC) + offset)
-
-
 def two_way_room(stack: CrashStack, simulator: Any) -> OutlookRoom:
     """A new system on the crash stack's app with one two-way room connected (its api, d and system on it)."""
     api = stack.app.api()
@@ -210,29 +202,27 @@ def test_room_pulls_killed_at_random_points_publish_every_change_exactly_once(si
     states = stack.services.repos.pull_states
     partition = connection_partition(system, "space", "r1")
     message = {"system": system, "id": "r1"}
+    pulled = f"room pull {system}/r1 -> "
 
     def state() -> Any:
         return states.get(partition, "state")
 
+    def graph_requests() -> int:
+        return simulator.sim.counters.snapshot()["counts"].get("graph.requests", 0)
+
     def pull_through_the_queue() -> float:
-        """Send the timer's message; returns the moment the pull took the room's lease (monotonic)."""
-        before = state()
+        """Send the timer's message; returns the moment the pull's delta request reached Graph (monotonic)."""
+        before = graph_requests()
         stack.services.queues.send(PULL_QUEUE, message)
-
-        def leased() -> bool:
-            now = state()
-            return now is not None and (now.lease_owner is not None or (before is not None and now.etag != before.etag)
-                                        or before is None)
-
-        wait_until(leased, 30, "the pull to take the room's lease", interval=0.002)
+        wait_until(lambda: graph_requests() > before, 30, "the pull's delta request", interval=0.002)
         return time.monotonic()
 
-    def pulled_idle(timeout: float = 30) -> None:
-        wait_until(lambda: state() is not None and state().lease_owner is None
-                   and stack.queue_length(PULL_QUEUE) == 0, timeout, "the pull to finish", interval=0.01)
+    def pulled_idle(handled: int, timeout: float = 30) -> None:
+        wait_until(lambda: len(stack.app.log_lines(pulled)) > handled and stack.queue_length(PULL_QUEUE) == 0,
+                   timeout, "the pull to finish", interval=0.01)
 
     # The room's baseline (40 bookings, 3 of our own) and one round of many changes, uninterrupted: how long a
-    # pull holds the lease here, over which kill times are drawn.
+    # pull takes from its delta request on, over which kill times are drawn.
     def changes_like_a_run(many: bool) -> None:
         room.begin_round()
         room.retitle(2, rng)
@@ -247,15 +237,15 @@ def test_room_pulls_killed_at_random_points_publish_every_change_exactly_once(si
     for calibration in ("baseline", "many", "few"):
         if calibration != "baseline":
             changes_like_a_run(calibration == "many")
-        leased_at = pull_through_the_queue()
-        pulled_idle()
-        durations.append(time.monotonic() - leased_at)
+        handled = len(stack.app.log_lines(pulled))
+        asked_at = pull_through_the_queue()
+        pulled_idle(handled)
+        durations.append(time.monotonic() - asked_at)
         room.check_feed()
-    print(f"uninterrupted pulls held the lease {[round(x * 1000) for x in durations]} ms (baseline, many, few)")
+    print(f"uninterrupted pulls took {[round(x * 1000) for x in durations]} ms from their delta request "
+          "(baseline, many, few)")
 
     summary: Counter[str] = Counter()
-    blocked_for: list[float] = []
-    busy_before = 0
     began = time.monotonic()
     for run in range(PULL_RUNS):
         many = rng.random() < 0.5  # over 45 changes: committed in two transactions
@@ -263,61 +253,40 @@ def test_room_pulls_killed_at_random_points_publish_every_change_exactly_once(si
         changes = sum(room.expected.values()) - len(room.feed())
         seq_before = state().seq
         delay = rng.uniform(0, durations[1 if many else 2] * 1.15)
-        leased_at = pull_through_the_queue()
-        time.sleep(max(0.0, leased_at + delay - time.monotonic()))
+        handled = len(stack.app.log_lines(pulled))
+        asked_at = pull_through_the_queue()
+        time.sleep(max(0.0, asked_at + delay - time.monotonic()))
         stack.app.kill()
         killed_at = datetime.now(UTC)
-        at_kill = state()
-        committed = at_kill.seq - seq_before
-        held = at_kill.lease_owner is not None and at_kill.lease_until is not None and at_kill.lease_until > killed_at
-        kind = "lease held, nothing committed" if held and not committed else (
-            "lease held, partly committed" if held else "pull finished")
+        committed = state().seq - seq_before
+        finished = len(stack.app.log_lines(pulled)) > handled
+        kind = "pull finished" if finished else ("all committed, not returned" if committed == changes else
+                                                 "partly committed" if committed else "nothing committed")
         summary[kind] += 1
-        phase = f"{kind} ({committed}/{changes} changes committed)"
-        where = (f"run {run}: {changes} changes, killed {delay * 1000:.0f} ms after the lease was taken "
-                 f"(at {killed_at:%H:%M:%S.%f}): {phase}")
+        where = (f"run {run}: {changes} changes, killed {delay * 1000:.0f} ms after the delta request "
+                 f"(at {killed_at:%H:%M:%S.%f}): {kind} ({committed}/{changes} changes committed)")
         # Counted before the restart: the restarted app may deal with the redelivered message before it serves HTTP.
-        handled = len(stack.app.log_lines(f"room pull {system}/r1 -> "))
+        handled = len(stack.app.log_lines(pulled))
         stack.restart()
-        # The queue gives the killed worker's message back; wait until the restarted app has dealt with it (pulled
-        # the room, or found it leased and queued the pull again for when the lease ends).
-        wait_until(lambda n=handled: len(stack.app.log_lines(f"room pull {system}/r1 -> ")) > n or
-                   stack.queue_length(PULL_QUEUE) == 0, 30, f"the redelivered pull message after {where}\n"
-                   f"{stack.app.log_lines('room_pull')[-6:]}")
+        # The queue gives the killed worker's message back: the restarted app pulls the room then.
+        wait_until(lambda n=handled: len(stack.app.log_lines(pulled)) > n or stack.queue_length(PULL_QUEUE) == 0,
+                   30, f"the redelivered pull message after {where}\n{stack.app.log_lines('room_pull')[-6:]}")
         context = f"seed {SEED}, {where}\n{stack.app.errors()}"
-        if held:
-            assert state().lease_owner == at_kill.lease_owner, context  # the dead worker's lease stands
-            lease_left = (at_kill.lease_until - killed_at).total_seconds()
-            blocked_for.append(lease_left)
-            busy = stack.app.log_lines(f"room pull {system}/r1 -> {{'outcome': 'busy'")
-            assert len(busy) > busy_before, f"the redelivered message was not queued again; {context}"
-            busy_before = len(busy)
-            # The message queued again comes back when the lease ends: play that delivery on a clock moved there
-            # (the test does not wait two minutes), then drop the message it stands for.
-            requeued_at = killed_at + timedelta(seconds=lease_left + 1)
-            outcome = shifted(stack, requeued_at).pull.pull_from_queue(system, "r1")
-            assert outcome["outcome"] == "pulled", (outcome, context)
-            stack.clear_queue(PULL_QUEUE)
-            where += f"; the room stayed leased {lease_left:.0f} s after the kill, pulled by the requeued message"
-            summary["recovered by the requeued message"] += 1
+        if not finished:
+            wait_until(lambda: stack.queue_length(PULL_QUEUE) == 0, 30, f"the queue to drain; {context}")
+            summary["pulled again by the redelivered message"] += 1
         print(where)
-        assert state().lease_owner is None, context
         room.check_feed()
         # The restarted app pulls the room normally again, and finds nothing new to publish.
         published = len(room.feed())
-        pulls_logged = len(stack.app.log_lines(f"room pull {system}/r1 -> "))
+        pulls_logged = len(stack.app.log_lines(pulled))
         stack.app.invoke("room_pull", message)
-        wait_until(lambda n=pulls_logged: len(stack.app.log_lines(f"room pull {system}/r1 -> ")) > n, 30,
-                   "a pull in the restarted app")
+        wait_until(lambda n=pulls_logged: len(stack.app.log_lines(pulled)) > n, 30, "a pull in the restarted app")
         assert len(room.feed()) == published, context
         room.check_feed()
     entries = room.check_feed()
     print(f"{PULL_RUNS} killed pulls in {time.monotonic() - began:.1f} s: {dict(summary)}; feed {len(entries)} "
           f"entries {dict(Counter(e['type'] for e in entries))}")
-    if blocked_for:
-        print(f"a killed pull left its room leased for {min(blocked_for):.0f}-{max(blocked_for):.0f} s (LEASE "
-              f"{LEASE.total_seconds():.0f} s); the message queued again for the lease's end pulled it then, well "
-              f"before the next timer tick ({TIMER_PERIOD} later)")
 
 
 # --- a pull after an export to the same room was killed ------------------------------------------------------

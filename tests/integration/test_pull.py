@@ -309,3 +309,45 @@ def test_a_pull_throttled_longer_than_the_client_sleeps_comes_back_when_graph_sa
     assert room.pull()["published"] == 1
     assert [c["event_id"] for c in room.changes()] == [made["id"]]
     assert simulator.sim.counters.snapshot()["counts"].get("graph.throttled", 0) == throttled
+
+
+def test_a_pull_costs_a_few_table_requests_and_nothing_when_nothing_changed(room):
+    """What bench/pull measures over 500 rooms, pinned for one: the sweep's message carries the room's connection
+    and its system's ETags, so a pull of 3 changes reads the state, its token, one query of the changes' records,
+    one of their stored rows and commits once (5 table requests; the sweep's message is the 6th), and a pull that
+    finds nothing new reads the state and its token and writes nothing (2; 3 with the message)."""
+    from shared.storage.transport import storage_requests
+
+    counter = storage_requests()
+    kept = room.book_in_outlook("Kept", 1)
+    moved = room.book_in_outlook("Moved", 3)
+    room.pull()
+    room.changes()
+
+    def pull_counted() -> tuple[dict, dict[str, int]]:
+        (message,) = [m for m in room.services.pull.sweep_messages() if m["system"] == room.system]
+        assert "carried" in message
+        before, _ = counter.snapshot()
+        with counter.scope("probe"):
+            result = room.services.pull.pull_from_queue(room.system, "r1", message)
+        after, _ = counter.snapshot()
+        return result, {k[len("probe: "):]: n - before.get(k, 0) for k, n in after.items()
+                        if k.startswith("probe: ") and n > before.get(k, 0)}
+
+    room.book_in_outlook("New", 5)
+    start, end = slot(6)
+    room.simulator.sim.graph.update_event(moved["id"], {
+        "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+        "end": {"dateTime": end.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}})
+    room.simulator.sim.graph.delete_event(kept["id"])
+    result, ops = pull_counted()
+    assert result["published"] == 3 and sorted(c["type"] for c in room.changes()) == ["created", "removed",
+                                                                                      "updated"]
+    assert sum(ops.values()) <= 5, ops
+    assert not [op for op in ops if op.startswith(("table.get connections", "table.get integrations",
+                                                  "table.update", "queue."))], ops
+
+    result, ops = pull_counted()
+    assert result["published"] == 0 and room.changes() == []
+    assert sum(ops.values()) <= 2, ops
+    assert not [op for op in ops if not op.startswith("table.get")], ops  # read, nothing written
