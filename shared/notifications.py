@@ -174,7 +174,7 @@ class NotificationService:
         finally:
             for name, count in counts.items():
                 self.counters.add(name, count)
-            ignored = {name: count for name, count in counts.items() if name.startswith("ignored_")}
+            ignored = {name: count for name, count in counts.items() if name.startswith("ignored_") and count}
             if ignored:
                 log.warning("change notifications ignored: %s (accepted %d)",
                             ", ".join(f"{name[8:]} {count}" for name, count in sorted(ignored.items())),
@@ -223,7 +223,8 @@ class NotificationService:
             counts["ignored_unknown_subscription"] += len(notifications)
             return counts
         genuine = [n for n in notifications if _client_state_matches(n["clientState"], lookup.client_state_sha256)]
-        counts["ignored_client_state_mismatch"] += len(notifications) - len(genuine)
+        if len(genuine) < len(notifications):
+            counts["ignored_client_state_mismatch"] += len(notifications) - len(genuine)
         if not genuine:
             return counts
         counts["accepted"] += len(genuine)
