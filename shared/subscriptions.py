@@ -141,7 +141,9 @@ class SubscriptionService:
             if row.expires_at is not None and row.expires_at - now < RENEW_BEFORE:
                 return self._renew(current, row)
             return "unchanged"
-        if row is not None and row.subscription_id and row.resource != wanted:
+        if row is not None and row.subscription_id:
+            # Another mailbox, or a subscription whose renewal failed (it may still be live at Graph): replaced,
+            # not left to notify until it expires. An expired one answers 404, which counts as deleted.
             self._delete_remote(current, row.subscription_id)
         return self._create(current, wanted, row)
 
