@@ -310,9 +310,11 @@ class ConnectionService:
     def __init__(self, connections: Connections, access: ConnectionAccess, integrations: IntegrationService,
                  tokens: TokenService, graph: GraphClient, clock: Clock = utcnow,
                  event_remover: Callable[[Connection], int] | None = None,
-                 on_change: Callable[[Connection], None] | None = None) -> None:
+                 on_change: Callable[[Connection], None] | None = None,
+                 before_remove: Callable[[Connection], None] | None = None) -> None:
         self._event_remover = event_remover  # the export side deletes the events it created
         self._on_change = on_change  # the pull side tracks which spaces have two-way sync
+        self._before_remove = before_remove  # what must still use the connection's token before it is erased
         self._connections = connections
         self._access = access
         self._integrations = integrations
@@ -520,6 +522,8 @@ class ConnectionService:
         removed_events = 0
         if remove_events and self._event_remover is not None:
             removed_events = self._event_remover(connection)
+        if self._before_remove is not None:
+            self._before_remove(connection)
         self._tokens.erase(connection)
         self._connections.delete(system, connection.row_key())
         if self._on_change is not None:

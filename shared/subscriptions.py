@@ -121,14 +121,23 @@ class SubscriptionService:
         if outcome not in ("unchanged", "none"):
             log.info("subscription of %s/%s: %s", connection.system, connection.row_key(), outcome)
 
+    def before_remove(self, connection: Connection) -> None:
+        """The connections service's hook before a removal erases the tokens: a delegated user's subscription can
+        be deleted at Graph only while the user's token exists (afterwards it would notify for up to 7 days)."""
+        if not self.enabled:
+            return
+        row = self._repos.push_subscriptions.find(connection.system, connection.kind, connection.subject_id)
+        if row is not None and row.subscription_id:
+            self._delete_remote(connection, row.subscription_id)
+
     def ensure(self, connection: Connection) -> str:
         """Create, replace, renew or drop the connection's subscription as it now needs; answers what was done."""
         row = self._repos.push_subscriptions.find(connection.system, connection.kind, connection.subject_id)
         current = self._repos.connections.find(connection.system, connection.kind, connection.subject_id)
-        if current is None:  # removed: its tokens are gone, so Graph is asked only in application mode
+        if current is None:  # removed: `before_remove` deleted it at Graph while the tokens existed
             if row is None:
                 return "none"
-            self._drop(connection, row, remote=getattr(connection, "mode", "delegated") == "app")
+            self._drop(connection, row, remote=False)
             return "dropped"
         wanted = self._wanted(current)
         if wanted is None:
