@@ -18,7 +18,7 @@ from shared import validation
 from shared.alerts import REPEATED_FAILURES, AlertService
 from shared.clock import Clock, iso, utcnow
 from shared.connections import ConnectionAccess
-from shared.errors import ConcurrencyConflict, DomainError, NotFound, ValidationFailed
+from shared.errors import DomainError, NotFound, ValidationFailed
 from shared.export.engine import RETRY_DELAYS, Desired, Outcome, SyncEngine, Target
 from shared.export.items import parse_item
 from shared.integrations import IntegrationService
@@ -144,7 +144,7 @@ class ExportService:
             return work(target)
 
         try:
-            outcomes = self._access.run(connection, run)
+            outcomes = self._access.run(connection, run, integration=integration)
         except DomainError as exc:
             if exc.status >= 500 or exc.code in ("reauthorization_required", "credentials_invalid",
                                                  "integration_disabled", "mailbox_not_in_scope"):
@@ -222,7 +222,8 @@ class ExportService:
         try:
             for chunk in chunks:
                 self._queues.send(EXPORT_QUEUE, {"type": "chunk", "system": system, "kind": kind, "id": subject_id,
-                                                 "job": job.job_id, "chunk": chunk.index})
+                                                 "job": job.job_id, "chunk": chunk.index,
+                                                 "run": _carry(job, chunk)})
         except DomainError:
             self._withdraw(job, chunks)
             raise
@@ -279,19 +280,23 @@ class ExportService:
 
     def _process_chunk(self, message: dict[str, Any]) -> str:
         system, kind, subject_id = str(message["system"]), str(message["kind"]), str(message["id"])
-        job = self._repos.export_jobs.get(connection_partition(system, kind, subject_id), str(message["job"]))
-        chunk = self._repos.export_chunks.get(str(message["job"]), f"{int(message['chunk']):06d}")
-        if job is None or chunk is None:
-            return "gone"
-        if chunk.state == "done":
-            return "already_done"  # a redelivered message
+        partition = connection_partition(system, kind, subject_id)
+        carried = _carried(message)
+        if carried is not None:  # the job's and the chunk's rows as start_export wrote them: not read again
+            job, chunk = carried
+        else:  # a message from before rows were carried
+            job = self._repos.export_jobs.get(partition, str(message["job"]))
+            chunk = self._repos.export_chunks.get(str(message["job"]), f"{int(message['chunk']):06d}")
+            if job is None or chunk is None:
+                return "gone"
+            if chunk.state == "done":
+                return "already_done"  # a redelivered message
         connection = self._repos.connections.find(system, kind, subject_id)
         if connection is None:
             chunk.failed, chunk.state = chunk.occurrences, "done"
             chunk.failures = [{"item": "*", "occurrence": "*", "microsoft_code": "", "message": "connection removed"}]
-            self._repos.export_chunks.upsert(chunk)
+            self._repos.export_chunks.replace(chunk)
             return "connection_removed"
-        partition = connection_partition(system, kind, subject_id)
         items = self._repos.items.of_ids(partition, chunk.item_ids)
         wanted = {(i.item_id, o["key"]) for i in items for o in i.occurrences}
         mode = "missing" if job.mode == "not_exported" else "all"
@@ -313,26 +318,22 @@ class ExportService:
         chunk.failures = [{"item": o.item_id, "occurrence": o.occurrence_key, "microsoft_code": o.error_code or "",
                            "message": o.error_message or ""} for o in failed][:50]
         chunk.state, chunk.updated_at = "done", self._clock()
-        self._repos.export_chunks.upsert(chunk)
-        self._complete_if_done(job)
+        if not self._repos.export_chunks.replace(chunk):
+            return "gone"  # the job was withdrawn (its items are stored: their export was due anyway)
+        self._complete_if_done(job, chunk)
         return f"done {chunk.done} failed {chunk.failed} retrying {chunk.retrying}"
 
-    def _complete_if_done(self, job: ExportJob) -> None:
-        """The last chunk to finish marks the job row, so listings need not read every job's chunks."""
-        chunks = list(self._repos.export_chunks.partition(job.job_id))
+    def _complete_if_done(self, job: ExportJob, chunk: ExportChunk) -> None:
+        """The last chunk to finish marks the job row, so listings need not read every job's chunks. A job of one
+        chunk is done with it; otherwise the job's chunks are read (each finisher reads after writing its own, so
+        the last one sees them all done). The job row is replaced where it still exists: two finishers write the
+        same state."""
+        chunks = [chunk] if job.chunks == 1 else list(self._repos.export_chunks.partition(job.job_id))
         if any(c.state != "done" for c in chunks):
             return
-        for _ in range(3):
-            current = self._repos.export_jobs.get(job.partition_key(), job.job_id)
-            if current is None or current.completed_at is not None:
-                return
-            current.state = self._job_json(current, chunks)["state"]
-            current.completed_at = self._clock()
-            try:
-                self._repos.export_jobs.update(current)
-                return
-            except ConcurrencyConflict:
-                continue
+        job.state = self._job_json(job, chunks)["state"]
+        job.completed_at = self._clock()
+        self._repos.export_jobs.replace(job)
 
     # --- the retry drain -----------------------------------------------------------------------------------------
 
@@ -385,6 +386,32 @@ class ExportService:
                               "or remove the authorization without removing events")
         self._repos.items.delete_many((i.partition_key(), i.row_key()) for i in self._repos.items.partition(partition))
         return sum(1 for o in outcomes if o.state == "deleted")
+
+
+def _carry(job: ExportJob, chunk: ExportChunk) -> dict[str, Any]:
+    """What a chunk's worker needs of the job's and the chunk's rows, in its queue message (under 14 KB: at most
+    200 item IDs of at most 64 characters), so that it reads neither."""
+    return {"mode": job.mode, "total": job.total, "chunks": job.chunks, "created_at": job.created_at.isoformat(),
+            "items": chunk.item_ids, "occurrences": chunk.occurrences}
+
+
+def _carried(message: dict[str, Any]) -> tuple[ExportJob, ExportChunk] | None:
+    run = message.get("run")
+    if not isinstance(run, dict):
+        return None
+    try:
+        system, kind, subject_id, job_id = (str(message[k]) for k in ("system", "kind", "id", "job"))
+        job = ExportJob(system=system, kind=kind, subject_id=subject_id, job_id=job_id, mode=str(run["mode"]),
+                        total=int(run["total"]), chunks=int(run["chunks"]),
+                        created_at=datetime.fromisoformat(str(run["created_at"])))
+        items = run["items"]
+        if not isinstance(items, list) or job.mode not in EXPORT_MODES:
+            raise ValueError("items")
+        chunk = ExportChunk(job_id=job_id, index=int(message["chunk"]), item_ids=[str(i) for i in items],
+                            occurrences=int(run["occurrences"]))
+    except (KeyError, TypeError, ValueError):
+        raise ValidationFailed("run", "the export chunk message is malformed") from None
+    return job, chunk
 
 
 def _merge(item: Item, stored: Item | None, now: datetime) -> None:

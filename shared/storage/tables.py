@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import types
 import typing
 from collections import defaultdict
@@ -48,12 +49,13 @@ JSON_PART_CHARS = 30_000  # a JSON field longer than this is stored in parts (th
 MAX_TRANSACTION_BYTES = 3 * 1024 * 1024  # of entity JSON, leaving room for the multipart framing
 MAX_FILTER_COMPARISONS = 15  # Table Storage's limit per $filter
 _FORBIDDEN_KEY_CHARS = set('/\\#?') | {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
+_FORBIDDEN_KEY_RE = re.compile("[" + re.escape("".join(sorted(_FORBIDDEN_KEY_CHARS))) + "]")
 _RESERVED = {"PartitionKey", "RowKey", "Timestamp", "etag"}
 
 
 def check_key(value: str, what: str = "key") -> str:
     """PartitionKey and RowKey may not hold / \\ # ? or control characters, and are at most 1 KiB."""
-    if not value or len(value.encode()) > 1024 or any(ch in _FORBIDDEN_KEY_CHARS for ch in value):
+    if not value or len(value.encode()) > 1024 or _FORBIDDEN_KEY_RE.search(value):
         raise ValueError(f"{what} {value!r} is not a valid table key")
     return value
 
@@ -91,18 +93,19 @@ class RowCodec(Generic[R]):
         clash = _RESERVED & set(self.fields)
         if clash:
             raise TypeError(f"{row_type.__name__} uses reserved property names {clash}")
+        # Each field's base type, worked out once: rows are encoded by the thousand in an export.
+        self._bases = [(name, _base_type(hint)) for name, hint in self.fields.items()]
 
     def to_entity(self, row: R) -> dict[str, Any]:
         entity: dict[str, Any] = {
             "PartitionKey": check_key(row.partition_key(), "PartitionKey"),
             "RowKey": check_key(row.row_key(), "RowKey"),
         }
-        for name, hint in self.fields.items():
+        for name, base in self._bases:
             value = getattr(row, name)
             if value is None:
                 continue  # absent property reads back as None
-            base = _base_type(hint)
-            if base in (dict, list):
+            if base is dict or base is list:
                 entity.update(_json_parts(name, json.dumps(value, separators=(",", ":"))))
             elif base is int and not isinstance(value, bool):
                 entity[name] = EntityProperty(value, EdmType.INT64)
@@ -117,14 +120,13 @@ class RowCodec(Generic[R]):
 
     def from_entity(self, entity: Any) -> R:
         values: dict[str, Any] = {}
-        for name, hint in self.fields.items():
+        for name, base in self._bases:
             raw = entity.get(name)
             if raw is None:
                 continue
-            base = _base_type(hint)
             if hasattr(raw, "value") and hasattr(raw, "edm_type"):
                 raw = raw.value
-            if base in (dict, list):
+            if base is dict or base is list:
                 parts = entity.get(f"{name}__parts")
                 if parts is not None:
                     count = int(getattr(parts, "value", parts))
@@ -151,6 +153,19 @@ def _json_parts(name: str, text: str) -> dict[str, Any]:
 def _check_size(row_type: str, entity: dict[str, Any]) -> None:
     """Refuse, before sending, a row Table Storage would refuse for its size: a clear 413 rather than the
     service's 400 turned into a 503 that a retry cannot cure."""
+    # Most rows are far from both limits: a bound that holds whatever the text (a character is at most two UTF-16
+    # units) settles them without counting units.
+    bound, longest = 0, 0
+    for name, value in entity.items():
+        if type(value) is str:
+            longest = max(longest, len(value))
+            bound += 12 + 2 * len(name) + 4 * len(value)
+        elif type(value) is bytes:
+            bound += MAX_ENTITY_BYTES  # counted exactly below
+        else:  # numbers, booleans, dates
+            bound += 16 + 2 * len(name)
+    if longest * 2 <= MAX_STRING_UNITS and bound <= MAX_ENTITY_BYTES:
+        return
     total = 0
     for name, value in entity.items():
         raw = getattr(value, "value", value)
@@ -173,7 +188,11 @@ def _wire_size(entity: dict[str, Any]) -> int:
     size = 0
     for name, value in entity.items():
         raw = getattr(value, "value", value)
-        size += len(name) * 2 + 40 + (len(json.dumps(raw)) if isinstance(raw, str) else 32)
+        if isinstance(raw, str):  # plain printable ASCII travels as itself; anything else as json.dumps writes it
+            plain = raw.isascii() and raw.isprintable() and '"' not in raw and "\\" not in raw
+            size += len(name) * 2 + 40 + (len(raw) + 2 if plain else len(json.dumps(raw)))
+        else:
+            size += len(name) * 2 + 72
     return size
 
 
@@ -247,6 +266,19 @@ class TableRepository(Generic[R]):
         except AzureError as exc:
             raise _unavailable(exc) from None
         return _with_etag(row, meta)
+
+    def replace(self, row: R) -> bool:
+        """Replace the row where it exists, whatever its ETag (a single writer's row that may have been
+        withdrawn); False when it is gone."""
+        entity = self._codec.to_entity(row)
+        try:
+            meta = self._client.update_entity(entity, mode=UpdateMode.REPLACE)
+        except ResourceNotFoundError:
+            return False
+        except AzureError as exc:
+            raise _unavailable(exc) from None
+        _with_etag(row, meta)
+        return True
 
     def upsert(self, row: R) -> R:
         """Write unconditionally (last writer wins): only for rows with a single writer."""

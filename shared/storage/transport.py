@@ -89,7 +89,7 @@ def operation(method: str, url: str, if_match: str | None = None, body: Any = No
     if method == "GET":
         return f"table.{'get' if keys.rstrip(')') else 'query'} {resource}"
     if method in ("PUT", "PATCH", "MERGE"):
-        return f"table.{'update' if if_match and if_match != '*' else 'upsert'} {resource}"
+        return f"table.{'update' if if_match else 'upsert'} {resource}"  # If-Match * updates only an existing row
     return f"table.{method.lower()} {resource}"
 
 
