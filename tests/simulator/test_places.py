@@ -105,7 +105,8 @@ def test_place_read_all_is_required(simulator, world, control, make_msal, places
     assert _get(simulator, token, f"/places/{places['hall']['id']}")[0] == 403
 
 
-def test_a_signed_in_user_with_place_read_all_sees_the_rooms(simulator, world, make_msal, places):
+def test_a_signed_in_user_with_place_read_all_sees_the_rooms(simulator, world, make_msal, places, control):
+    control.admin_consent(world.contoso, world.org_app.client_id)  # delegated Place.Read.All needs an admin's consent
     client = make_msal(world.org_app.client_id, world.org_app.secret, "organizations")
     flow = client.initiate_auth_code_flow(["Place.Read.All"], redirect_uri=REDIRECT_URI)
     params = sign_in(flow["auth_uri"], world.alice, ca_path=simulator.ca_path)
