@@ -34,7 +34,7 @@ from azure.data.tables import (
 )
 
 from shared.errors import AlreadyExists, ConcurrencyConflict, DependencyUnavailable, NotFound, PayloadTooLarge
-from shared.storage import transactions
+from shared.storage import reads, transactions
 from shared.storage.transactions import TransactionRefused
 
 log = logging.getLogger(__name__)
@@ -227,12 +227,10 @@ class TableRepository(Generic[R]):
         check_key(partition_key)
         check_key(row_key)
         try:
-            entity = self._client.get_entity(partition_key, row_key)
-        except ResourceNotFoundError:
-            return None
+            entity = reads.get(self._client, partition_key, row_key)
         except AzureError as exc:
             raise _unavailable(exc) from None
-        return self._codec.from_entity(entity)
+        return None if entity is None else self._codec.from_entity(entity)
 
     def require(self, partition_key: str, row_key: str, what: str = "item") -> R:
         row = self.get(partition_key, row_key)
@@ -312,7 +310,7 @@ class TableRepository(Generic[R]):
         """
         try:
             if filter:
-                pages = self._client.query_entities(filter, parameters=parameters, results_per_page=page_size)
+                pages: Iterable[Any] = reads.query(self._client, filter, parameters, page_size)
             else:
                 pages = self._client.list_entities(results_per_page=page_size)
             for entity in pages:
@@ -361,7 +359,7 @@ class TableRepository(Generic[R]):
         """Entities as the service answers them (tables shared by several row types: decode each with its type's
         repository)."""
         try:
-            yield from self._client.query_entities(filter, parameters=parameters, results_per_page=page_size)
+            yield from reads.query(self._client, filter, parameters, page_size)
         except AzureError as exc:
             raise _unavailable(exc) from None
 

@@ -92,7 +92,8 @@ def encode_body(table_url: str, api_version: str, operations: list[Operation], b
 
 def _request_line(table_url: str, kind: str, entity: dict[str, Any],
                   options: dict[str, Any]) -> tuple[str, str, list[str], bytes | None]:
-    keyed = f"{table_url}(PartitionKey='{_key(entity['PartitionKey'])}',RowKey='{_key(entity['RowKey'])}')"
+    partition, row = key_segment(entity["PartitionKey"]), key_segment(entity["RowKey"])
+    keyed = f"{table_url}(PartitionKey='{partition}',RowKey='{row}')"
     if kind == "create":
         return "POST", table_url, ["Accept: application/json;odata=minimalmetadata"], \
             odata_json(entity)
@@ -117,7 +118,8 @@ def _if_match(options: dict[str, Any]) -> str:
     return "*"
 
 
-def _key(value: str) -> str:
+def key_segment(value: str) -> str:
+    """A key as it goes in a URL's `(PartitionKey='...',RowKey='...')`: quotes doubled, then percent-encoded."""
     if _PLAIN_KEY.fullmatch(value):  # nothing to escape (most keys): quote() is slow
         return value
     return quote(value.replace("'", "''"), safe="")

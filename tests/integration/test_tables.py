@@ -308,3 +308,25 @@ def test_transaction_bodies_are_the_sdks_own_but_for_boundaries_and_dates(storag
         return re.sub(r"If-Match: [^\r]*", "If-Match: E", text)
 
     assert normal(sent[0]) == normal(sdk_body)
+
+
+def test_point_reads_and_queries_read_what_the_sdk_reads(repo):
+    """Reads are decoded here, not by the SDK (shared/storage/reads.py): every type, keys and filter values that
+    need escaping, and a query's continuation, read back exactly as the SDK's own entities do."""
+    starts = datetime(2026, 3, 29, 0, 30, 5, 123456, tzinfo=UTC)
+    odd = "it's a 'room' № 5 | b#"[:-2]  # quotes, non-ASCII, a space and a bar; '#' is refused in keys
+    rows = [Booking(system="p'1 ü", booking_id=f"{odd}-{n:03d}", title=f"T'{n} — Ada", seats=n, big=2**40 + n,
+                    price=n / 4, confirmed=n % 2 == 0, starts=starts, blob=bytes([n % 256, 0]),
+                    slots=[{"n": n}], meta={"odd": odd}) for n in range(250)]
+    repo.upsert_many(rows)
+    sdk = {e["RowKey"]: repo.decode(e) for e in repo._client.query_entities(
+        "PartitionKey eq @pk", parameters={"pk": "p'1 ü"}, results_per_page=100)}
+    ours = list(repo.query("PartitionKey eq @pk and title ge @t", parameters={"pk": "p'1 ü", "t": "T'"},
+                           page_size=100))  # three pages
+    assert [r.row_key() for r in ours] == sorted(sdk) and ours == [sdk[r.row_key()] for r in ours]
+    assert all(r.etag and r.etag == sdk[r.row_key()].etag for r in ours)
+    one = repo.get("p'1 ü", f"{odd}-007")
+    assert one == rows[7] and one.etag == sdk[one.row_key()].etag and one.starts == starts
+    assert repo.get("p'1 ü", f"{odd}-999") is None
+    assert [r.seats for r in repo.query("PartitionKey eq @pk and starts eq @s and big gt @b",
+                                        parameters={"pk": "p'1 ü", "s": starts, "b": 2**40 + 247})] == [248, 249]
