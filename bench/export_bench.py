@@ -598,11 +598,14 @@ def _cost(report: Report, run: RunResult, n: int) -> None:
     for key, count in run.storage_ops.items():
         scope, _, op = key.partition(": ") if ": " in key else ("other", "", key)
         by_scope.setdefault(scope, {})[op] = count
-    for scope, per, unit in (("start", jobs, "a job (start_export)"), ("chunk", chunks, "a chunk message"),
-                             ("poll", jobs, "a job (status reads while it ran)"), ("other", jobs, "a job")):
+    work = sum(sum(by_scope.get(scope, {}).values()) for scope in ("start", "chunk", "other"))
+    report.line("  table and queue requests a job", f"{work / max(jobs, 1):.1f}",
+                f"{work} for {n} occurrences; status reads while it ran not counted")
+    for scope, per, label in (("start", jobs, "start_export, a job"), ("chunk", chunks, "a chunk message"),
+                              ("other", jobs, "other, a job"), ("poll", jobs, "status reads, a job")):
         ops = by_scope.get(scope)
         if ops and per:
-            report.line(f"  table and queue requests, {unit}", f"{sum(ops.values()) / per:.1f}")
+            report.line(f"    {label}", f"{sum(ops.values()) / per:.1f}")
             storage_breakdown(report, ops, per, "", indent="      ")
 
 
