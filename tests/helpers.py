@@ -3,6 +3,7 @@ integration saved through the API, and the sign-in a person would do."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
@@ -98,3 +99,15 @@ def connect(api, simulator: RunningSimulator, system: str, kind: str, subject: s
     outcome = query_of(landing)
     assert outcome["outcome"] == "connected", outcome
     return outcome
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll until `predicate()` is truthy (its value is returned); for outcomes that arrive through queues, timers
+    and notifications on their own threads."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

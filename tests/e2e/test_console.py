@@ -22,7 +22,7 @@ from devstack.stack import REPO
 from tests.conftest import FUNCTION_KEY, MASTER_KEY
 from tests.e2e.processes import AppProcess, app_env, isolated_storage
 from tests.e2e.test_browser_oauth import browser  # noqa: F401 - the module's Chromium fixture
-from tests.helpers import make_directory, new_system
+from tests.helpers import make_directory, new_system, wait_for
 from tests.integration.test_pull import outlook_event
 
 ARTIFACTS = REPO / ".artifacts" / "console"
@@ -100,15 +100,6 @@ def invoke(app: Any, function: str, payload: dict[str, Any]) -> None:
                              headers={"x-functions-key": MASTER_KEY}, timeout=30)
     assert response.status_code == 202, response.text
 
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def unfocusable(page: Any, presses: int) -> list[str]:
@@ -246,7 +237,7 @@ def test_the_whole_admin_flow_in_the_console(api, app, simulator, browser, shots
                                             as_user=directory.other_staff)
     invoke(app, "room_pull", {"system": system, "id": "room-101"})
     feed = f"/api/systems/{system}/connections/space/room-101/external-events"
-    wait_for(lambda: api.get(feed).json()["changes"], "the pull to publish the booking")
+    wait_for(lambda: api.get(feed).json()["changes"], what="the pull to publish the booking")
     page.get_by_role("button", name="Check for new changes").click()
     row = page.locator("table", has_text="Changes made in Outlook").locator("tbody tr").first
     row.wait_for()
@@ -275,7 +266,7 @@ def test_the_whole_admin_flow_in_the_console(api, app, simulator, browser, shots
     # Consent withdrawn in Microsoft: the token refresh finds out, and the console shows the alert.
     simulator.control.revoke_consent(directory.staff, directory.client_id)
     invoke(app, "token_refresh", {"system": system, "kind": "user", "id": "u1"})
-    wait_for(lambda: api.get(f"/api/systems/{system}/alerts").json()["alerts"], "the alert")
+    wait_for(lambda: api.get(f"/api/systems/{system}/alerts").json()["alerts"], what="the alert")
     page.get_by_role("link", name="Alerts", exact=False).first.click()
     alert = page.locator("li.alert").first
     alert.wait_for()

@@ -2,7 +2,6 @@
 RBAC-for-Applications management scope in the simulator, with no signed-in person."""
 
 import os
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +10,7 @@ from azure.data.tables import TableServiceClient
 
 from shared.runtime import build_services
 from shared.settings import Settings
-from tests.helpers import configure, connect, new_system
+from tests.helpers import configure, connect, new_system, wait_for
 
 SCOPE = "Booking rooms"
 BOOKABLE = "CustomAttribute1 -eq 'booking'"
@@ -32,25 +31,11 @@ def outlook_event(subject, hours_from_soon):
             "end": {"dateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}}
 
 
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 @pytest.fixture
 def services(app):
     return build_services(Settings.from_env(os.environ))
 
-
-@pytest.fixture
-def timed(app, simulator):
-    """The app's services on the simulator's clock (same tables, queues, vault and Microsoft)."""
-    return build_services(Settings.from_env(os.environ), clock=simulator.sim.clock.now)
 
 
 @pytest.fixture

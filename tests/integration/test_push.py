@@ -4,7 +4,6 @@ out."""
 
 import hashlib
 import json
-import os
 import string
 import time
 import uuid
@@ -15,9 +14,7 @@ import requests
 
 from shared import runtime
 from shared.models import PullTarget
-from shared.runtime import build_services
-from shared.settings import Settings
-from tests.helpers import configure, new_system
+from tests.helpers import configure, new_system, wait_for
 
 URL_SAFE = set(string.ascii_letters + string.digits + "-_")
 
@@ -89,20 +86,6 @@ def test_forged_and_malformed_notifications_are_ignored_counted_and_never_500(ap
 # --- subscriptions (a staff member's calendar: /me/events) --------------------------------------------------------
 
 
-@pytest.fixture
-def timed(app, simulator):
-    """The app's services on the simulator's clock (same tables, queues and Microsoft), for simulated days."""
-    return build_services(Settings.from_env(os.environ), clock=simulator.sim.clock.now)
-
-
-def wait_for(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def subscriptions_of(simulator, directory):

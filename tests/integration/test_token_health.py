@@ -1,32 +1,12 @@
 """Token health in simulated time: the sweep (run with the simulator's clock) fans refreshes out through the
 queue, and the local host's queue worker performs them, as in Azure."""
 
-import os
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.models import RefreshDue
-from shared.runtime import build_services
-from shared.settings import Settings
-from tests.helpers import configure, connect, make_directory, new_system
-
-
-@pytest.fixture
-def timed(app, simulator):
-    """The app's services running on the simulator's clock (same tables, queue, vault and Microsoft)."""
-    return build_services(Settings.from_env(os.environ), clock=simulator.sim.clock.now)
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.helpers import configure, connect, make_directory, new_system, wait_for
 
 
 def status(api, system, subject="u1"):
