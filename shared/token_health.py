@@ -59,14 +59,20 @@ class TokenHealthService:
 
     # --- the daily sweep -----------------------------------------------------------------------------------------
 
-    def sweep(self) -> dict[str, int]:
+    def sweep(self, system: str | None = None) -> dict[str, int]:
+        """The daily timer's work for every system; `system` narrows it to one institution (an operator's repair,
+        or tests sharing tables with other systems' connections)."""
         enqueued = 0
         for entry in self._schedule.due(self._clock()):
+            if system is not None and entry.system != system:
+                continue
             self._queues.send(TOKEN_REFRESH_QUEUE, {"system": entry.system, "kind": entry.kind,
                                                     "id": entry.subject_id, "due": entry.row_key()})
             enqueued += 1
         checked = rechecks = 0
         for integration in self._integrations.all():
+            if system is not None and integration.system != system:
+                continue
             self._check_secret_expiry(integration)
             if integration.enabled:
                 self._check_credentials(integration)

@@ -165,7 +165,7 @@ def test_an_export_refused_per_request_marks_the_room_and_the_daily_sweep_clears
     assert simulator.sim.graph.list_events(scoped.room) == []
 
     simulator.control.set_mailbox_attributes(scoped.room, CustomAttribute1="booking")
-    swept = timed.token_health.sweep()
+    swept = timed.token_health.sweep(app_system)
     assert swept["access_checks_queued"] == 1 and swept["refreshes_queued"] == 0
     wait_for(lambda: status(api, app_system)["status"] == "connected", what="the queued access check")
     assert [(a["type"], a["status"]) for a in alerts(api, app_system)] == [("app_access_denied", "resolved")]
@@ -207,7 +207,7 @@ def test_token_health_leaves_app_mode_alone_and_replacing_a_sign_in_erases_its_t
     assert [e for e in schedule.list_entities() if e["system"] == app_system] == []
 
     simulator.control.advance_clock(days=95)  # past any refresh token's life
-    timed.token_health.sweep()  # its count covers every system of the shared tables: this one's rows are read
+    timed.token_health.sweep(app_system)
     assert [e for e in schedule.list_entities() if e["system"] == app_system] == []
     assert timed.token_health.refresh({"system": app_system, "kind": "space", "id": "r1"}) == "app_mode"
     assert status(api, app_system)["status"] == "connected"

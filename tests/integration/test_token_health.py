@@ -18,7 +18,7 @@ def test_ninety_idle_days_pass_and_the_connection_still_works(api, simulator, di
     for _ in range(3):
         before = status(api, system)["token_refreshed_at"]
         simulator.control.advance_clock(days=30, seconds=3600)
-        assert timed.token_health.sweep()["refreshes_queued"] >= 1
+        assert timed.token_health.sweep(system)["refreshes_queued"] >= 1
         wait_for(lambda b=before: status(api, system)["token_refreshed_at"] != b, what="the queued refresh")
         assert status(api, system)["status"] == "connected"
     # 90 simulated days after sign-in, Microsoft still accepts the (rotated) refresh token.
@@ -32,7 +32,7 @@ def test_ninety_idle_days_pass_and_the_connection_still_works(api, simulator, di
 def test_without_the_keep_alive_the_token_dies_at_90_days(api, simulator, directory, system, timed):
     connect(api, simulator, system, "user", "u1", directory.staff)
     simulator.control.advance_clock(days=91)
-    timed.token_health.sweep()
+    timed.token_health.sweep(system)
     wait_for(lambda: status(api, system)["status"] == "reauthorization_required", what="reauthorization")
     assert status(api, system)["last_error"]["microsoft_code"] == "AADSTS700082"
 
@@ -52,7 +52,7 @@ def test_revocation_becomes_an_alert_within_one_sweep_and_reauthorizing_clears_i
     else:
         simulator.control.disable_user(directory.staff)
     simulator.control.advance_clock(days=31)  # due for its keep-alive refresh: the sweep reads only what is due
-    timed.token_health.sweep()
+    timed.token_health.sweep(system)
     wait_for(lambda: status(api, system)["status"] == "reauthorization_required", what="reauthorization")
     assert status(api, system)["last_error"]["microsoft_code"] == code
     alerts = api.get(f"/api/systems/{system}/alerts").json()["alerts"]
@@ -73,18 +73,18 @@ def test_client_secret_expiry_is_warned_at_30_and_7_days_then_reported(api, simu
     system = new_system()
     now = simulator.sim.clock.now()
     configure(api, system, directory, client_secret_expires_on=(now + timedelta(days=45)).isoformat())
-    timed.token_health.sweep()
+    timed.token_health.sweep(system)
     assert api.get(f"/api/systems/{system}/alerts").json()["alerts"] == []
     simulator.control.advance_clock(days=16)  # 29 days left
-    timed.token_health.sweep()
+    timed.token_health.sweep(system)
     (alert,) = api.get(f"/api/systems/{system}/alerts").json()["alerts"]
     assert alert["type"] == "client_secret_expiring" and "in 28 days" in alert["message"]
     simulator.control.advance_clock(days=23)  # 6 days left
-    timed.token_health.sweep()
+    timed.token_health.sweep(system)
     (alert,) = api.get(f"/api/systems/{system}/alerts").json()["alerts"]
     assert "in 5 days" in alert["message"] and alert["occurrences"] == 2
     simulator.control.advance_clock(days=7)
-    timed.token_health.sweep()
+    timed.token_health.sweep(system)
     types = {a["type"]: a["status"] for a in api.get(f"/api/systems/{system}/alerts").json()["alerts"]}
     assert types["client_secret_expired"] == "open"
 
@@ -95,7 +95,7 @@ def test_credentials_that_stop_working_raise_an_alert(api, simulator, app, timed
     system = new_system()
     configure(api, system, d, client_secret=short["value"])
     simulator.control.advance_clock(days=11)
-    timed.token_health.sweep()
+    timed.token_health.sweep(system)
     alerts = api.get(f"/api/systems/{system}/alerts").json()["alerts"]
     assert [(a["type"], a["microsoft_code"]) for a in alerts] == [("credentials_invalid", "AADSTS7000222")]
     integration = api.get(f"/api/systems/{system}/integration").json()
