@@ -47,15 +47,14 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.report import Report, Target, storage_breakdown
-from bench.stack import POOL_FULL, REPO, BenchStack, QueueWorker, cpu_now, run_bench
+from bench.stack import POOL_FULL, REPO, BenchStack, QueueWorker, chunks, cpu_now, host_batch_size, run_all, run_bench
 
 PULL_QUEUE = "room-pull"
 DEFAULT_LARGE_ROOMS = 1500  # the memory run of a default run: 3 x the rooms, in minutes
@@ -504,22 +503,6 @@ def audit(fleet: Fleet, rooms: list[Room], expected: dict[str, Expected], before
 # --- helpers ---------------------------------------------------------------------------------------------------
 
 
-def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def run_all(work: Callable[[Any], Any], items: list[Any], threads: int) -> list[Any]:
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
-        return list(pool.map(work, items))
-
-
-def host_batch_size() -> int:
-    """The configured concurrency of queue functions per instance: host.json extensions.queues.batchSize."""
-    host = json.loads((REPO / "host.json").read_text())
-    return int(host.get("extensions", {}).get("queues", {}).get("batchSize", 16))
 
 
 def mb(value: float) -> str:

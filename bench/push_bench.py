@@ -36,14 +36,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.report import Report, Target
-from bench.stack import REPO, BenchStack, Delivery, QueueWorker, run_bench
+from bench.stack import REPO, BenchStack, Delivery, QueueWorker, chunks, host_batch_size, run_all, run_bench
 
 PULL_QUEUE = "room-pull"
 SUBSCRIPTION_QUEUE = "subscription-work"
@@ -261,21 +260,6 @@ def percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, max(0, round(share * len(values)) - 1))]
 
 
-def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def run_all(work: Callable[[Any], Any], items: list[Any], threads: int) -> list[Any]:
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
-        return list(pool.map(work, items))
-
-
-def host_batch_size() -> int:
-    host = json.loads((REPO / "host.json").read_text())
-    return int(host.get("extensions", {}).get("queues", {}).get("batchSize", 16))
 
 
 def main(argv: list[str] | None = None) -> int:

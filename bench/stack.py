@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -693,3 +693,24 @@ class QueueWorker:
                 self._on_done(delivery)
             except Exception:
                 log.exception("queue %s: on_done failed", self.queue)
+
+
+# --- helpers both benchmarks use ---------------------------------------------------------------------------------
+
+
+def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def run_all(work: Callable[[Any], Any], items: list[Any], threads: int) -> list[Any]:
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
+        return list(pool.map(work, items))
+
+
+def host_batch_size() -> int:
+    """The configured concurrency of queue functions per instance: host.json extensions.queues.batchSize."""
+    host = json.loads((REPO / "host.json").read_text())
+    return int(host.get("extensions", {}).get("queues", {}).get("batchSize", 16))

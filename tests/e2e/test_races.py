@@ -15,7 +15,6 @@ import json
 import os
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from shared.export.content import MARKER_ID
 from shared.runtime import Services, build_services
 from shared.settings import Settings
 from tests.e2e.processes import AppProcess, OutlookRoom, app_env, isolated_storage
-from tests.helpers import configure, connect, make_directory, new_system
+from tests.helpers import configure, connect, make_directory, new_system, wait_for
 from tests.integration.test_bulk_export import items
 from tests.integration.test_pull import booking
 
@@ -90,15 +89,6 @@ def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
         thread.join(timeout=120)
     return results
 
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def assert_one_lineage_and_usable(api, simulator, services: Services, system: str, d, label: str) -> None:
@@ -201,7 +191,7 @@ def test_eight_concurrent_refreshes_across_two_app_processes(simulator, two_apps
 
     all_at_once([lambda p=p: p.invoke("token_refresh", body) for p in (first, second) for _ in range(4)])
 
-    wait_until(lambda: executed(two_apps, "token_refresh") >= 8, 60, "8 token_refresh invocations")
+    wait_for(lambda: executed(two_apps, "token_refresh") >= 8, 60, "8 token_refresh invocations")
     outcomes = Counter(line.rsplit("-> ", 1)[-1] for p in two_apps
                        for line in p.log_lines(f"token refresh {system}/user:u1 -> "))
     # A failed invocation's exception, last line of its traceback ("shared.errors.ConcurrencyConflict: ...").
@@ -248,7 +238,7 @@ def test_two_app_processes_pulling_one_room_publish_each_change_once(simulator, 
         done = executed(two_apps, "room_pull")
         all_at_once([lambda p=p: p.invoke("room_pull", {"system": system, "id": "r1"})
                      for p in (first, second) for _ in range(3)])
-        wait_until(lambda d=done: executed(two_apps, "room_pull") >= d + 6, 60, "6 room_pull invocations")
+        wait_for(lambda d=done: executed(two_apps, "room_pull") >= d + 6, 60, "6 room_pull invocations")
         room.check_feed()
     for process in two_apps:
         outcomes.update("skipped" if "'busy'" in line else "pulled"
@@ -274,7 +264,7 @@ def wait_for_job(api, system: str, job: str, timeout: float = 90) -> dict[str, A
         status = api.get(f"/api/systems/{system}/connections/user/u1/exports/{job}").json()
         return status if status.get("state", "").startswith("completed") else None
 
-    return wait_until(completed, timeout, f"export job {job}")
+    return wait_for(completed, timeout, f"export job {job}")
 
 
 def drain_retries(process: AppProcess, system: str) -> dict[str, int]:
@@ -320,7 +310,7 @@ def test_two_export_jobs_for_the_same_items_at_once_make_one_event_per_occurrenc
         all_at_once([lambda p=p, c=c: p.invoke("export_work", c) for p in two_apps for c in chunks])
         statuses = [wait_for_job(api, system, job) for job in jobs]
         wanted = sum(before) + 12
-        wait_until(lambda w=wanted: executed(two_apps, "export_work") >= w, 60, "8 direct and 4 queued chunk runs")
+        wait_for(lambda w=wanted: executed(two_apps, "export_work") >= w, 60, "8 direct and 4 queued chunk runs")
         runs = [executed([p], "export_work") - b for p, b in zip(two_apps, before, strict=True)]
         retried = drain_retries(first, system)
         count, values = markers(simulator, d.staff)
@@ -356,7 +346,7 @@ def test_a_pull_during_a_bulk_export_to_the_room_does_not_publish_our_own_events
     payload = [{"item": f"bulk-{i}", **booking(OutlookRoom.OWN_FROM_HOURS + 3 * i)} for i in range(150)]
     started = api.post(f"{room.base}/exports", json={"mode": "not_exported", "items": payload})
     assert started.status_code == 202, started.text
-    wait_until(lambda: simulator.sim.graph.list_events(d.room), 30, "the export's first events")
+    wait_for(lambda: simulator.sim.graph.list_events(d.room), 30, "the export's first events")
     pulls = []
     while not api.get(f"{room.base}/exports/{started.json()['job']}").json()["state"].startswith("completed"):
         pulls.append(services.pull.pull(system, "r1")["published"])
