@@ -72,7 +72,8 @@ class TokenService:
         self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         # Access tokens in hand (token, valid until, monotonic), least recently used first: a bulk job asks before
         # every batch, and reading, decrypting and consulting the cache each time would cost a table read a batch.
-        self._hot: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        # Keyed by account, not connection: a delegate signed in for many rooms has one token for all of them.
+        self._hot: OrderedDict[tuple[str, ...], tuple[str, float]] = OrderedDict()
         self._hot_guard = threading.Lock()
 
     # --- the cache ------------------------------------------------------------------------------------------------
@@ -88,9 +89,9 @@ class TokenService:
         self._schedule_entry(row, replacing=old)
 
     def erase(self, connection: Connection) -> None:
-        prefix = f"{connection.system}|{connection.row_key()}|"
-        with self._hot_guard:
-            for key in [k for k in self._hot if k.startswith(prefix)]:
+        account = _account(connection)
+        with self._hot_guard:  # the account's other connections read their own caches again
+            for key in [k for k in self._hot if k[0] == connection.system and k[2] == account]:
                 del self._hot[key]
         old = self._caches.get(connection.system, connection.row_key())
         self._caches.delete(connection.system, connection.row_key())
@@ -143,7 +144,10 @@ class TokenService:
         own credentials were refused, `ScopeNotGranted` when extra scopes lack consent, `TokenRefused` or
         `DependencyUnavailable` for what may pass.
         """
-        key = f"{connection.system}|{connection.row_key()}|{connection.home_account_id}|{' '.join(scopes or ())}"
+        # One account, one app, one set of scopes: the same access token whichever connection holds the grant, so
+        # a delegate's rooms share it (and refresh it once an hour between them, not once a room).
+        key = (connection.system, integration.client_id, _account(connection),
+               " ".join(scopes or self._identity.scopes(connection.kind)))
         with self._lock_for(connection):
             with self._hot_guard:
                 hot = self._hot.pop(key, None)
@@ -234,3 +238,9 @@ class TokenService:
                                              subject_id=row.subject_id))
         if replacing is not None and replacing.due_key and replacing.due_key != row.due_key:
             self._schedule.delete("due", replacing.due_key)
+
+
+def _account(connection: Connection) -> str:
+    """The signed-in account a connection's tokens are for; a connection without one (never signed in) is its
+    own."""
+    return connection.home_account_id or f"connection:{connection.row_key()}"

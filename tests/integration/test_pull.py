@@ -351,3 +351,31 @@ def test_a_pull_costs_a_few_table_requests_and_nothing_when_nothing_changed(room
     assert result["published"] == 0 and room.changes() == []
     assert sum(ops.values()) <= 2, ops
     assert not [op for op in ops if not op.startswith("table.get")], ops  # read, nothing written
+
+
+def test_rooms_signed_in_by_one_delegate_share_its_access_token_until_one_is_removed(room, api, simulator,
+                                                                                     directory):
+    """A delegate signed in for many rooms: one account, one app, one set of scopes, so one access token serves
+    every room (a fleet of 500 reads one token cache, not 500, and refreshes once an hour, not 500 times). Removing
+    one room's authorization drops the shared token: the others read their own caches again, and still work."""
+    from shared.storage.transport import storage_requests
+
+    connect(api, simulator, room.system, "space", "r2", directory.staff)
+    response = api.patch(f"/api/systems/{room.system}/connections/space/r2",
+                         json={"sync_resource": directory.room, "two_way": True})
+    assert response.status_code == 200, response.text
+    counter = storage_requests()
+
+    def token_reads(subject: str) -> int:
+        before, _ = counter.snapshot()
+        with counter.scope("memo"):
+            assert room.services.pull.pull(room.system, subject)["outcome"] == "pulled"
+        after, _ = counter.snapshot()
+        return sum(n - before.get(k, 0) for k, n in after.items()
+                   if k.startswith("memo: table.get ") and k.endswith("tokencaches"))
+
+    assert token_reads("r1") == 0  # the fixture's first pull left r1's token in hand
+    assert token_reads("r2") == 0  # r2's own cache is never read: the account's token is in hand
+    room.services.connections.remove(room.system, "space", "r1", remove_events=False)
+    assert token_reads("r2") == 1  # r2 reads its own cache again
+    assert token_reads("r2") == 0
