@@ -54,9 +54,24 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Report, Target, storage_breakdown
-from bench.stack import POOL_FULL, REPO, BenchStack, QueueWorker, chunks, cpu_now, host_batch_size, run_all, run_bench
+from bench.stack import (
+    POOL_FULL,
+    REPO,
+    BenchStack,
+    QueueWorker,
+    chunks,
+    cpu_now,
+    host_batch_size,
+    host_new_batch_threshold,
+    run_all,
+    run_bench,
+)
 
 PULL_QUEUE = "room-pull"
+# How long a received room-pull message stays hidden from other workers. A pull takes seconds; a receive whose answer
+# is lost on its way (Azurite closing a keep-alive connection under it) hides its messages from everyone for this
+# long, so it is a minute, not the 10 minutes of a function's timeout, or the cycle would stall that long.
+LEASE = 60
 DEFAULT_LARGE_ROOMS = 1500  # the memory run of a default run: 3 x the rooms, in minutes
 FULL_LARGE_ROOMS = 5000  # --full: the 10 x
 LOCATION = "main"
@@ -392,7 +407,8 @@ def run_cycle(stack: BenchStack, meter: StorageMeter, rooms: int, workers: int, 
     handler = room_pull_function()
     graph.reset_counters()
     POOL_FULL.take()
-    with QueueWorker(stack.connection_string, PULL_QUEUE, handler, threads=workers, keep_deliveries=False) as worker:
+    with QueueWorker(stack.connection_string, PULL_QUEUE, handler, threads=workers, keep_deliveries=False,
+                     refill_at=host_new_batch_threshold(), lease_seconds=LEASE) as worker:
         gc.collect()
         meter.take()
         cpu0 = cpu_now(stack)

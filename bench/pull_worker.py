@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.stack import QueueWorker, quiet_logs
+from bench.stack import QueueWorker, host_new_batch_threshold, quiet_logs
 
 
 def memory() -> tuple[int, int]:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet_logs(30)  # stdout carries the JSON result; warnings go to stderr
 
-    from bench.pull_bench import PULL_QUEUE, StorageMeter, room_pull_function
+    from bench.pull_bench import LEASE, PULL_QUEUE, StorageMeter, room_pull_function
     from shared import runtime
 
     services = runtime.services()
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     idle, _ = memory()
     with QueueWorker(os.environ["AzureWebJobsStorage"], PULL_QUEUE, handler, threads=args.workers,  # noqa: SIM112
-                     keep_deliveries=False) as worker:
+                     keep_deliveries=False, refill_at=host_new_batch_threshold(), lease_seconds=LEASE) as worker:
         meter.take()
         cpu0, t0 = time.process_time(), time.perf_counter()
         queued = services.pull.enqueue_all()

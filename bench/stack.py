@@ -574,15 +574,19 @@ class Delivery:
 class QueueWorker:
     """Consumes a Storage queue the way the local host's queue trigger does: base64 bodies (host.json
     messageEncoding), the message stays invisible while its function runs, deleted on success, visible again
-    after `retry_visibility` seconds on failure. `threads` functions run at once (host.json batchSize); an idle
-    queue is polled every `poll_interval` seconds (the host's minimum; it is not backed off, so the pickup of a
-    job's first messages is not a matter of luck). `on_done` is called from the worker thread after each message.
-    With `keep_deliveries=False` only counts are kept (`handled`, `failed`), not one Delivery per message: a
-    benchmark that traces memory then measures the app, not its own bookkeeping."""
+    after `retry_visibility` seconds on failure. `threads` functions run at once (host.json batchSize); with
+    `refill_at` (host.json newBatchThreshold) more are fetched, in one receive, only once no more than that many
+    run, as the host does (which may then run batchSize + newBatchThreshold at once; here `threads` stays the
+    most, so a benchmark's bound keeps its worker count). An idle queue is polled every `poll_interval` seconds
+    (the host's minimum; it is not backed off, so the pickup of a job's first messages is not a matter of luck).
+    `on_done` is called from the worker thread after each message. With `keep_deliveries=False` only counts are
+    kept (`handled`, `failed`), not one Delivery per message: a benchmark that traces memory then measures the
+    app, not its own bookkeeping."""
 
     def __init__(self, connection_string: str, queue: str, handler: Callable[[dict[str, Any]], Any], *,
                  threads: int = 16, poll_interval: float = 0.1, lease_seconds: int = 600, retry_visibility: int = 10,
-                 on_done: Callable[[Delivery], None] | None = None, keep_deliveries: bool = True) -> None:
+                 on_done: Callable[[Delivery], None] | None = None, keep_deliveries: bool = True,
+                 refill_at: int | None = None) -> None:
         from devstack.host.queues import ensure_queue, queue_client
 
         self._client = queue_client(connection_string, queue)
@@ -593,6 +597,9 @@ class QueueWorker:
         self._poll_interval = poll_interval
         self._lease = lease_seconds
         self._retry_visibility = retry_visibility
+        # Fetch again once no more than this many run (host.json newBatchThreshold), in one receive, as the host
+        # does; None fetches whenever a thread is free (a receive a message when all are busy).
+        self._refill_at = threads - 1 if refill_at is None else min(refill_at, threads - 1)
         self._on_done = on_done
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"bench-{queue}")
         self._stop = threading.Event()
@@ -628,7 +635,7 @@ class QueueWorker:
     def _poll(self) -> None:
         while not self._stop.is_set():
             with self._changed:
-                self._changed.wait_for(lambda: self._inflight < self._threads or self._stop.is_set())
+                self._changed.wait_for(lambda: self._inflight <= self._refill_at or self._stop.is_set())
                 free = self._threads - self._inflight
             if self._stop.is_set():
                 return
@@ -714,3 +721,10 @@ def host_batch_size() -> int:
     """The configured concurrency of queue functions per instance: host.json extensions.queues.batchSize."""
     host = json.loads((REPO / "host.json").read_text())
     return int(host.get("extensions", {}).get("queues", {}).get("batchSize", 16))
+
+
+def host_new_batch_threshold() -> int:
+    """When an instance fetches more queue messages: host.json extensions.queues.newBatchThreshold."""
+    host = json.loads((REPO / "host.json").read_text())
+    queues = host.get("extensions", {}).get("queues", {})
+    return int(queues.get("newBatchThreshold", int(queues.get("batchSize", 16)) // 2))

@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import requests
 from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.functions.queue import QueueMessage as FunctionQueueMessage
 from azure.storage.queue import QueueClient
 from azure.storage.queue import QueueMessage as StorageQueueMessage
@@ -33,9 +36,21 @@ Run = Callable[[FunctionSpec, FunctionQueueMessage, str], object]
 
 
 def queue_client(connection_string: str, queue_name: str) -> QueueClient:
-    """No SDK retries: the listener has its own backoff, and retries would delay a prompt stop."""
+    """No SDK retries: the listener has its own backoff, and retries would delay a prompt stop. One session for
+    the host's clients, not reading proxy settings from the environment on every poll (the app's storage
+    transport does the same, shared/storage/transport.py)."""
     return QueueClient.from_connection_string(connection_string, queue_name, retry_total=0,
-                                              connection_timeout=5, read_timeout=30)
+                                              connection_timeout=5, read_timeout=30, transport=_transport())
+
+
+@functools.cache
+def _transport() -> RequestsTransport:
+    session = requests.Session()
+    session.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=False)
 
 
 def ensure_queue(client: QueueClient) -> None:
