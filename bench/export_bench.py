@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 import threading
 import time
@@ -526,6 +527,13 @@ def _run(args: argparse.Namespace) -> int:
             report.line("", "", f"a batch of 20 takes 20/4 x L; {workers} = min(GRAPH_GLOBAL_CONCURRENCY "
                         f"{args.global_concurrency}, worker threads {args.workers}, mailboxes {len(spread)})")
             report.figure("ratio to bound", ratio_spread, ".2f", "x", None, "no target set")
+            cores = len(os.sched_getaffinity(0))
+            used = {name: many.cpu.get(name, 0.0) for name in ("app", "azurite", "simulator")}
+            floor = sum(used.values()) / cores  # no schedule of this work on this machine finishes sooner
+            report.line("CPU floor of this machine", f"{floor:.2f} s",
+                        f"CPU of the app {used['app']:.2f} + Azurite {used['azurite']:.2f} + the simulator "
+                        f"{used['simulator']:.2f} s over {cores} cores: {floor / bound_spread:.2f} x the bound; "
+                        f"the wall time is {many.wall / floor:.2f} x it")
             report.figure("Graph round trips", many.graph.round_trips, "d", "", None,
                           f"{many.graph.envelopes} $batch + {many.graph.direct_requests} single; ideal {envelopes}")
             report.figure("peak in flight in any mailbox", max(many.graph.peak_in_flight.values(), default=0), "d",

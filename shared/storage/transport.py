@@ -13,6 +13,7 @@ is measured by. Counting is a dictionary increment per request.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import threading
 from collections import Counter
@@ -36,21 +37,21 @@ class RequestCounter:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._bytes = 0
-        self._local = threading.local()
+        # A context variable, not a thread-local: work a caller hands to a pool with its context keeps the label.
+        self._label: contextvars.ContextVar[str | None] = contextvars.ContextVar("storage_label", default=None)
 
     @contextlib.contextmanager
     def scope(self, label: str) -> Iterator[None]:
-        previous = getattr(self._local, "label", None)
-        self._local.label = label
+        token = self._label.set(label)
         try:
             yield
         finally:
-            self._local.label = previous
+            self._label.reset(token)
 
     def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         request = response.request
         name = operation(request.method or "", request.url or "", request.headers.get("If-Match"), request.body)
-        label = getattr(self._local, "label", None)
+        label = self._label.get()
         if label:
             name = f"{label}: {name}"
         size = len(response.content or b"")
