@@ -69,8 +69,8 @@ from bench.stack import (
 
 PULL_QUEUE = "room-pull"
 # How long a received room-pull message stays hidden from other workers. A pull takes seconds; a receive whose answer
-# is lost on its way (Azurite closing a keep-alive connection under it) hides its messages from everyone for this
-# long, so it is a minute, not the 10 minutes of a function's timeout, or the cycle would stall that long.
+# is lost on its way (its connection reset under it) hides its messages from everyone for this long, so it is a
+# minute, not the 10 minutes of a function's timeout, or the cycle would stall that long.
 LEASE = 60
 DEFAULT_LARGE_ROOMS = 1500  # the memory run of a default run: 3 x the rooms, in minutes
 FULL_LARGE_ROOMS = 5000  # --full: the 10 x

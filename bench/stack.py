@@ -659,9 +659,10 @@ class QueueWorker:
 
     def _delete(self, message: Any) -> None:
         """Delete a handled message, trying again when the connection fails: the client has no SDK retries (as the
-        host's listener), and Azurite closes idle keep-alive connections after 5 s, so a connection taken from the
-        pool after a long function can be reset under the request. Counting that as the function failing would
-        pull the room again."""
+        host's listener), and a server closes idle keep-alive connections (Azurite after 5 s unless
+        devstack/azurite_keepalive.js is loaded, Azure after minutes), so a connection taken from the pool after a
+        long function can be reset under the request. Counting that as the function failing would pull the room
+        again."""
         for attempt in range(3):
             try:
                 self._client.delete_message(message.id, message.pop_receipt)

@@ -43,9 +43,10 @@ class Azurite:
         if not (base / "table" / "main.js").exists():
             raise RuntimeError("Azurite is not installed: run `npm ci` in the repository")
         common = ["--inMemoryPersistence", "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose"]
-        self._spawn("table", [node, str(base / "table" / "main.js"), "--tableHost", HOST,
+        keep_alive = ["--require", str(REPO / "devstack" / "azurite_keepalive.js")]  # why: the file says
+        self._spawn("table", [node, *keep_alive, str(base / "table" / "main.js"), "--tableHost", HOST,
                               "--tablePort", str(self.table_port), *common])
-        self._spawn("queue", [node, str(base / "queue" / "main.js"), "--queueHost", HOST,
+        self._spawn("queue", [node, *keep_alive, str(base / "queue" / "main.js"), "--queueHost", HOST,
                               "--queuePort", str(self.queue_port), *common])
         wait_listening(self.table_port, timeout)
         wait_listening(self.queue_port, timeout)
