@@ -61,8 +61,7 @@ from bench.stack import (
     QueueWorker,
     chunks,
     cpu_now,
-    host_batch_size,
-    host_new_batch_threshold,
+    host_queues,
     run_all,
     run_bench,
 )
@@ -413,7 +412,7 @@ def run_cycle(stack: BenchStack, meter: StorageMeter, rooms: int, workers: int, 
     graph.reset_counters()
     POOL_FULL.take()
     with QueueWorker(stack.connection_string, PULL_QUEUE, handler, threads=workers, keep_deliveries=False,
-                     refill_at=host_new_batch_threshold(), lease_seconds=LEASE) as worker:
+                     refill_at=host_queues().new_batch_threshold, lease_seconds=LEASE) as worker:
         gc.collect()
         meter.take()
         cpu0 = cpu_now(stack)
@@ -557,8 +556,6 @@ def audit(fleet: Fleet, rooms: list[Room], expected: dict[str, Expected], before
 # --- helpers ---------------------------------------------------------------------------------------------------
 
 
-
-
 def mb(value: float) -> str:
     return f"{value / 1e6:.1f} MB"
 
@@ -688,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     report = Report(TARGETS, width=46)
-    workers = args.workers or host_batch_size()
+    workers = args.workers or host_queues().batch_size
     latency = args.latency_ms / 1000.0
     per_room = args.events * args.change_percent / 100
     print(f"Pull benchmark: {args.rooms} rooms x {args.events} Outlook bookings (+ {len(OWN_OCCURRENCES)} of the "

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.stack import QueueWorker, host_new_batch_threshold, quiet_logs
+from bench.stack import QueueWorker, host_queues, quiet_logs
 
 
 def memory() -> tuple[int, int]:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     idle, _ = memory()
     with QueueWorker(os.environ["AzureWebJobsStorage"], PULL_QUEUE, handler, threads=args.workers,  # noqa: SIM112
-                     keep_deliveries=False, refill_at=host_new_batch_threshold(), lease_seconds=LEASE) as worker:
+                     keep_deliveries=False, refill_at=host_queues().new_batch_threshold, lease_seconds=LEASE) as worker:
         meter.take()
         cpu0, t0 = time.process_time(), time.perf_counter()
         queued = services.pull.enqueue_all()

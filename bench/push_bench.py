@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.report import Report, Target
-from bench.stack import REPO, BenchStack, Delivery, QueueWorker, chunks, host_batch_size, run_all, run_bench
+from bench.stack import REPO, BenchStack, Delivery, QueueWorker, chunks, host_queues, run_all, run_bench
 
 PULL_QUEUE = "room-pull"
 SUBSCRIPTION_QUEUE = "subscription-work"
@@ -260,8 +260,6 @@ def percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, max(0, round(share * len(values)) - 1))]
 
 
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/push", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -295,7 +293,7 @@ def _run(args: argparse.Namespace) -> int:
     from shared.subscriptions import LIFETIME, RENEW_BEFORE
 
     began = time.perf_counter()
-    workers = args.workers or host_batch_size()
+    workers = args.workers or host_queues().batch_size
     rng = random.Random(args.seed)
     https_port = free_port()
     sweep_minutes = 60

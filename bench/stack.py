@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
@@ -46,6 +46,9 @@ from devstack.tls import LocalTls, create_local_tls
 from simulator.core import Simulator
 from simulator.server import SimulatorApp, make_https_server
 from simulator.testing import RunningSimulator
+
+if TYPE_CHECKING:
+    from devstack.host.config import QueueOptions
 
 FUNCTION_KEY = "bench-function-key"
 MASTER_KEY = "bench-master-key"
@@ -718,14 +721,9 @@ def run_all(work: Callable[[Any], Any], items: list[Any], threads: int) -> list[
         return list(pool.map(work, items))
 
 
-def host_batch_size() -> int:
-    """The configured concurrency of queue functions per instance: host.json extensions.queues.batchSize."""
-    host = json.loads((REPO / "host.json").read_text())
-    return int(host.get("extensions", {}).get("queues", {}).get("batchSize", 16))
+def host_queues() -> QueueOptions:
+    """host.json's `extensions.queues` as the local host reads it: `batch_size` (queue functions at once on an
+    instance) and `new_batch_threshold` (when it fetches more)."""
+    from devstack.host.config import HostConfig
 
-
-def host_new_batch_threshold() -> int:
-    """When an instance fetches more queue messages: host.json extensions.queues.newBatchThreshold."""
-    host = json.loads((REPO / "host.json").read_text())
-    queues = host.get("extensions", {}).get("queues", {})
-    return int(queues.get("newBatchThreshold", int(queues.get("batchSize", 16)) // 2))
+    return HostConfig.from_host_json(json.loads((REPO / "host.json").read_text())).queues

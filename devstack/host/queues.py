@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.functions.queue import QueueMessage as FunctionQueueMessage
@@ -28,6 +27,7 @@ from azure.storage.queue import QueueMessage as StorageQueueMessage
 from devstack.host.catalog import FunctionSpec
 from devstack.host.config import QueueOptions
 from devstack.host.invoke import FunctionFailed
+from shared.storage.transport import pooled_transport
 
 logger = logging.getLogger("devstack.host")
 MIN_POLL_SECONDS = 0.1
@@ -37,20 +37,14 @@ Run = Callable[[FunctionSpec, FunctionQueueMessage, str], object]
 
 def queue_client(connection_string: str, queue_name: str) -> QueueClient:
     """No SDK retries: the listener has its own backoff, and retries would delay a prompt stop. One session for
-    the host's clients, not reading proxy settings from the environment on every poll (the app's storage
-    transport does the same, shared/storage/transport.py)."""
+    the host's clients, not reading proxy settings from the environment on every poll, as the app's."""
     return QueueClient.from_connection_string(connection_string, queue_name, retry_total=0,
                                               connection_timeout=5, read_timeout=30, transport=_transport())
 
 
 @functools.cache
 def _transport() -> RequestsTransport:
-    session = requests.Session()
-    session.trust_env = False
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return RequestsTransport(session=session, session_owner=False)
+    return pooled_transport()  # not the app's: its requests are not the app's to count
 
 
 def ensure_queue(client: QueueClient) -> None:

@@ -116,10 +116,18 @@ def storage_requests() -> RequestCounter:
 
 @functools.cache
 def storage_transport() -> RequestsTransport:
+    """The app's storage transport: every request counted."""
+    return pooled_transport(hook=_COUNTER.hook)
+
+
+def pooled_transport(*, hook: Any = None) -> RequestsTransport:
+    """A transport on one session with a large pool and `trust_env` off, for storage clients to share (the local
+    host's queue listener builds its own, so the app's count holds only the app's requests)."""
     session = requests.Session()
     session.trust_env = False
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.hooks["response"].append(_COUNTER.hook)
+    if hook is not None:
+        session.hooks["response"].append(hook)
     return RequestsTransport(session=session, session_owner=False)

@@ -29,6 +29,12 @@ def staff(api, simulator, directory, system):
 
 
 @pytest.fixture
+def services(app):
+    """The app's services in the test process (same tables, queues, vault and Microsoft as the app process)."""
+    return build_services(Settings.from_env(os.environ))
+
+
+@pytest.fixture
 def timed(app, simulator):
     """The app's services on the simulator's clock (same tables, queues, vault and Microsoft), for simulated days."""
     return build_services(Settings.from_env(os.environ), clock=simulator.sim.clock.now)

@@ -1,15 +1,12 @@
 """App-only room connections through the HTTP API: the app's own client-credentials token, limited by an Exchange
 RBAC-for-Applications management scope in the simulator, with no signed-in person."""
 
-import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.runtime import build_services
-from shared.settings import Settings
 from tests.helpers import configure, connect, new_system, wait_for
 
 SCOPE = "Booking rooms"
@@ -29,13 +26,6 @@ def outlook_event(subject, hours_from_soon):
     start = SOON + timedelta(hours=hours_from_soon)
     return {"subject": subject, "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
             "end": {"dateTime": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}}
-
-
-
-@pytest.fixture
-def services(app):
-    return build_services(Settings.from_env(os.environ))
-
 
 
 @pytest.fixture

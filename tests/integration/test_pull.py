@@ -64,11 +64,6 @@ class Room:
 
 
 @pytest.fixture
-def services(app):
-    return build_services(Settings.from_env(os.environ))
-
-
-@pytest.fixture
 def room(api, simulator, directory, system, services):
     connect(api, simulator, system, "space", "r1", directory.staff)
     api.put(f"/api/systems/{system}/locations/main", json={"title_mode": "patron_name", "populate_creator": True})
