@@ -14,7 +14,7 @@ import uuid
 from shared.export.content import MARKER_ID, marker
 from shared.models import Item
 from shared.secrets import TXN_KEY_SECRET_NAME
-from tests.integration.test_pull import room, services  # noqa: F401 - fixtures
+from tests.integration.test_pull import room  # noqa: F401 - a fixture
 
 SHIFT = {"title": "Desk", "occurrences": [{"key": "a", "start": "2027-03-01T09:00:00",
                                            "end": "2027-03-01T10:00:00", "time_zone": "Europe/Paris"}]}
@@ -121,7 +121,7 @@ def test_an_event_pre_created_with_a_guessable_transaction_id_is_not_adopted(api
 
 
 def test_our_transaction_id_on_an_event_without_our_marker_is_not_adopted(api, simulator, system, staff,
-                                                                          services):  # noqa: F811 - the fixture
+                                                                          services):
     """Even with the key (here read from the vault, as only the product can), an event whose marker is not
     exactly this occurrence's (another case: the filter matches it) is left alone, as is one with our marker but
     not our transactionId: the occurrence gets an event of its own."""

@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.helpers import connect
-from tests.integration.test_pull import Room, services  # noqa: F401 - services is a fixture used by `room`
+from tests.integration.test_pull import Room
 
 DAY = (datetime.now(UTC) + timedelta(days=5)).date()
 
 
 @pytest.fixture
-def room(api, simulator, directory, system, services):  # noqa: F811 - the imported fixture
+def room(api, simulator, directory, system, services):
     connect(api, simulator, system, "space", "r1", directory.staff)
     response = api.patch(f"/api/systems/{system}/connections/space/r1",
                          json={"sync_resource": directory.room, "two_way": True})
